@@ -1,0 +1,205 @@
+"""Settings shared by every environment. Everything that differs between machines is read
+from the environment (12-factor, as cookiecutter-django does)."""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+env = environ.Env()
+# A local .env is convenient for developers; production passes real environment variables.
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+SECRET_KEY = env("SECRET_KEY", default="dev-only-insecure-key-change-me")
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+
+INSTALLED_APPS = [
+    "config.admin.EdcAdminConfig",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "crispy_forms",
+    "crispy_bootstrap5",
+    "axes",
+    # Ours, in dependency order: core <- trial <- patients <- labs <- followup; audit sees all.
+    "core",
+    "audit",
+    "trial",
+    "patients",
+    "labs",
+    "followup",
+    "monitoring",
+    "exports",
+    "reports",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The request's address and browser, for the audit trail and the access log (P11-08).
+    "core.request_source.RequestSourceMiddleware",
+    # Every page needs a login except those marked @login_not_required (the login page).
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into a clear page.
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "core.context_processors.user_context",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# One request, one transaction: a failing CRF save never leaves half a record behind.
+DATABASES["default"]["ATOMIC_REQUESTS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 10},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+# Idle sessions end (FDA 2007 guidance on computerised systems): each request renews the
+# cookie, so SESSION_COOKIE_AGE is an inactivity timeout, not a fixed lifetime.
+SESSION_COOKIE_AGE = env.int("SESSION_IDLE_MINUTES", default=30) * 60
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+
+# Failed-login lockout (21 CFR 11.300(d)); an admin unlocks with `axes_reset`.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = None
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_RESET_ON_SUCCESS = True
+# Lock the account, not the IP address: clinic staff share one NAT address, and locking it
+# would lock out the whole site (axes.W006 asks for ip_address; deliberately not here).
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+
+# The request header that carries the client's address into the audit trail. REMOTE_ADDR when
+# the app is reached directly; behind the production stack's TLS proxy, HTTP_X_FORWARDED_FOR
+# (the address the proxy appended last is used: core/request_source.py).
+AUDIT_CLIENT_IP_HEADER = env("AUDIT_CLIENT_IP_HEADER", default="REMOTE_ADDR")
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = env("TIME_ZONE", default="Africa/Cairo")
+USE_I18N = True
+# Stored times are UTC (ICH E6(R3) 4.2.2(d)); shown in TIME_ZONE with its offset.
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(BASE_DIR / "media")))
+# PDF job files are copies made from the database: deleted this many days after they were
+# built (exports.services.pdf_jobs_expire, daily); the job row stays and can be asked again.
+PDF_JOB_RETENTION_DAYS = env.int("PDF_JOB_RETENTION_DAYS", default=14)
+if PDF_JOB_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured("PDF_JOB_RETENTION_DAYS must be 1 or more.")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
+CRISPY_TEMPLATE_PACK = "bootstrap5"
+
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="edc@localhost")
+
+# Celery: Redis is the broker. Without REDIS_URL (the demo), tasks run eagerly in-process.
+REDIS_URL = env("REDIS_URL", default="")
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
+CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=REDIS_URL or None)
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_TASK_SOFT_TIME_LIMIT = 300
+CELERY_TASK_TIME_LIMIT = 360
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The beat schedule lives here, in one place (issue: reminders).
+from celery.schedules import crontab  # noqa: E402
+
+CELERY_BEAT_SCHEDULE = {
+    # Daily visit reminders to the coordinators (followup.services.reminders_dispatch).
+    "send-visit-reminders": {
+        "task": "followup.tasks.send_visit_reminders",
+        "schedule": crontab(hour=7, minute=0),
+    },
+    # Daily: delete PDF job files older than PDF_JOB_RETENTION_DAYS (exports.services).
+    "expire-pdf-job-files": {
+        "task": "exports.tasks.expire_pdf_job_files",
+        "schedule": crontab(hour=3, minute=30),
+    },
+}
+
+# Every model of these apps is clinical: audited, and on PostgreSQL guarded by triggers
+# (audit/dbtriggers.py) that record changes made outside the app and refuse deletion.
+AUDITED_APPS = ["patients", "labs", "followup", "monitoring"]
+
+# Audit-trail review (audit/review.py; ICH E6(R3) 4.2.3, EMA 2023 guideline §6.2.2): what the
+# review page flags. Out of hours is read in the site's local time: the night (from 22:00 to
+# 06:00, across midnight) and the weekend, which in Egypt is Friday and Saturday (ISO weekdays
+# 5 and 6, Monday = 1). A site with another weekend changes this.
+AUDIT_REVIEW_NIGHT_HOURS = (22, 6)
+AUDIT_REVIEW_WEEKEND_DAYS = (5, 6)
+# ALCOA "contemporaneous": a form first entered more than this many days after its date.
+AUDIT_REVIEW_LATE_ENTRY_DAYS = 14
+# A reason for change shorter than this (spaces trimmed) is a weak justification.
+AUDIT_REVIEW_WEAK_REASON_CHARS = 10
+
+# The protocol this deployment runs: a data file another protocol of the same shape replaces.
+PROTOCOL_FILE = Path(
+    env("PROTOCOL_FILE", default=str(BASE_DIR / "trial" / "protocols" / "nct02025270.json"))
+)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+}

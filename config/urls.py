@@ -1,0 +1,21 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from core import views as core_views
+
+urlpatterns = [
+    path("", core_views.home, name="home"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("trial/", include("trial.urls")),
+    path("patients/", include("patients.urls")),
+    path("followup/", include("followup.urls")),
+    path("audit/", include("audit.urls")),
+    path("monitoring/", include("monitoring.urls")),
+    path("exports/", include("exports.urls")),
+    path("reports/", include("reports.urls")),
+]
+
+# Uploaded files are never served from MEDIA_URL: views check who may see them.

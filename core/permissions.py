@@ -1,0 +1,33 @@
+from functools import wraps
+
+from django.contrib.auth.mixins import UserPassesTestMixin
+from django.core.exceptions import PermissionDenied
+
+from .roles import has_role
+
+
+def role_required(*roles: str):
+    """Function views: 403 unless the user holds one of `roles`."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if not has_role(request.user, *roles):
+                raise PermissionDenied("Your role does not allow this.")
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+class RoleRequiredMixin(UserPassesTestMixin):
+    allowed_roles: tuple[str, ...] = ()
+
+    def test_func(self):
+        return has_role(self.request.user, *self.allowed_roles)
+
+    def handle_no_permission(self):
+        if self.request.user.is_authenticated:
+            raise PermissionDenied("Your role does not allow this.")
+        return super().handle_no_permission()
