@@ -1,0 +1,206 @@
+from django import forms
+from django.utils import timezone
+
+from core.forms import DATE_INPUT, DATETIME_INPUT, CrfForm
+from trial.models import ConsentVersion, StudySite
+
+from .models import (
+    AzfMicrodeletion,
+    Biopsy,
+    Consent,
+    Eligibility,
+    Examination,
+    Karyotype,
+    MedicalHistory,
+    PatientIdentity,
+)
+
+
+class PatientEnrolForm(forms.Form):
+    site = forms.ModelChoiceField(queryset=StudySite.objects.none())
+    enrolment_date = forms.DateField(widget=DATE_INPUT, initial=timezone.localdate)
+    date_of_birth = forms.DateField(widget=DATE_INPUT)
+    full_name = forms.CharField(max_length=200, help_text="Kept apart from the clinical record.")
+    phone = forms.CharField(max_length=40, required=False)
+    national_id = forms.CharField(label="National id", max_length=40, required=False)
+    address = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        sites = StudySite.objects.for_user(user)
+        self.fields["site"].queryset = sites
+        if len(sites) == 1:
+            self.fields["site"].initial = sites[0]
+
+
+class IdentityForm(forms.ModelForm):
+    reason_for_change = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+
+    class Meta:
+        model = PatientIdentity
+        fields = ["full_name", "phone", "national_id", "address"]
+        widgets = {"address": forms.Textarea(attrs={"rows": 2})}
+
+
+class ConsentForm(forms.ModelForm):
+    class Meta:
+        model = Consent
+        fields = [
+            "consent_version",
+            "signed_at",
+            "obtained_by",
+            "witness_name",
+            "patient_copy_given",
+            "document",
+        ]
+        widgets = {"signed_at": DATETIME_INPUT}
+
+    def __init__(self, *args, patient, obtained_by_choices, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["consent_version"].queryset = ConsentVersion.objects.filter(
+            protocol=patient.site.protocol, effective_date__lte=timezone.localdate()
+        )
+        self.fields["signed_at"].input_formats = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
+        self.fields["obtained_by"].queryset = obtained_by_choices
+        self.fields["obtained_by"].label_from_instance = lambda u: u.get_full_name() or u.username
+        self.fields["document"].widget.attrs["accept"] = "application/pdf,image/*"
+
+    def clean_document(self):
+        document = self.cleaned_data.get("document")
+        if document and hasattr(document, "content_type"):
+            allowed = ("application/pdf", "image/jpeg", "image/png")
+            if document.content_type not in allowed:
+                raise forms.ValidationError("Upload the signed form as a PDF, JPEG or PNG.")
+            if document.size > 20 * 1024 * 1024:
+                raise forms.ValidationError("The file is larger than 20 MB.")
+        return document
+
+
+class ConsentWithdrawForm(forms.Form):
+    withdrawn_on = forms.DateField(label="Withdrawal date", widget=DATE_INPUT)
+    withdrawal_reason = forms.CharField(label="Reason", widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class EligibilityForm(CrfForm):
+    sections = [
+        ("Assessment", ["assessment_date"]),
+        ("Inclusion criteria (all must be Yes)", list(Eligibility.INCLUSION)),
+        ("Exclusion criteria (all must be No)", list(Eligibility.EXCLUSION)),
+    ]
+
+    class Meta:
+        model = Eligibility
+        fields = ["assessment_date", *Eligibility.INCLUSION, *Eligibility.EXCLUSION]
+        labels = {"assessment_date": "Date assessed"}
+
+
+class MedicalHistoryForm(CrfForm):
+    sections = [
+        ("Taken on", ["assessment_date"]),
+        (
+            "Marital history",
+            [
+                "wife_age",
+                "marriage_duration_years",
+                "previous_marriage",
+                "children_from_previous_marriage",
+                "infertility_duration_years",
+                "previous_icsi_tese",
+            ],
+        ),
+        (
+            "Andrological history",
+            [
+                "mumps_orchitis",
+                "cryptorchidism",
+                "cryptorchidism_side",
+                "orchiopexy",
+                "varicocele",
+                "varicocele_treated",
+                "chemo_radiotherapy",
+                "testicular_trauma_torsion",
+            ],
+        ),
+        (
+            "Drugs that impair spermatogenesis",
+            [
+                "drug_antihypertensives",
+                "drug_antidepressants",
+                "drug_anabolic_steroids",
+                "drug_other",
+            ],
+        ),
+        ("General", ["smoking", "diabetes", "hypertension"]),
+    ]
+
+    class Meta:
+        model = MedicalHistory
+        exclude = ["visit"]
+        labels = {"assessment_date": "Date taken"}
+
+
+class ExaminationForm(CrfForm):
+    sections = [
+        ("Examined on", ["assessment_date"]),
+        ("Anthropometry", ["height_cm", "weight_kg"]),
+        (
+            "General features",
+            [
+                "gigantism",
+                "dwarfism",
+                "myxedema",
+                "klinefelter_habitus",
+                "gynecomastia",
+                "down_features",
+            ],
+        ),
+        (
+            "Local examination",
+            [
+                "volume_method",
+                "left_volume_ml",
+                "right_volume_ml",
+                "left_consistency",
+                "right_consistency",
+                "left_varicocele",
+                "right_varicocele",
+                "left_vas",
+                "right_vas",
+                "cord_anomaly",
+                "scrotal_swelling",
+                "congenital_malformation",
+            ],
+        ),
+    ]
+
+    class Meta:
+        model = Examination
+        exclude = ["visit"]
+        labels = {"assessment_date": "Date examined"}
+
+
+class KaryotypeForm(CrfForm):
+    sections = [("Karyotype", ["assessment_date", "result", "detail"])]
+
+    class Meta:
+        model = Karyotype
+        exclude = ["visit"]
+        labels = {"assessment_date": "Report date"}
+
+
+class AzfMicrodeletionForm(CrfForm):
+    sections = [("Y-chromosome AZF microdeletion", ["assessment_date", "result", "markers_tested"])]
+
+    class Meta:
+        model = AzfMicrodeletion
+        exclude = ["visit"]
+        labels = {"assessment_date": "Report date"}
+
+
+class BiopsyForm(CrfForm):
+    sections = [("Testicular biopsy", ["assessment_date", "side", "histology", "johnsen_score"])]
+
+    class Meta:
+        model = Biopsy
+        exclude = ["visit"]
+        labels = {"assessment_date": "Biopsy date"}

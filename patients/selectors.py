@@ -1,0 +1,350 @@
+"""Reads of the patient record: consent state, stage, the visit x form matrix, the list."""
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from django.db.models import Case, Exists, OuterRef, Q, QuerySet, Value, When
+from django.db.models import CharField as CharFieldExpr
+
+from core import crf
+from core.limits import has_soft_limits, soft_limit_q
+from core.roles import Role, has_role
+from trial.models import ConsentVersion, VisitDefinition
+from trial.selectors import current_consent_version
+
+from .models import Consent, Eligibility, Patient, Visit
+
+
+class Stage:
+    AWAITING_CONSENT = "awaiting_consent"
+    SCREENING = "screening"
+    SCREEN_FAILURE = "screen_failure"
+    ELIGIBLE = "eligible"
+    FOLLOW_UP = "follow_up"
+    ENDED = "ended"
+    WITHDRAWN = "withdrawn"
+
+    LABELS = {
+        AWAITING_CONSENT: "Awaiting consent",
+        SCREENING: "Screening",
+        SCREEN_FAILURE: "Screen failure",
+        ELIGIBLE: "Eligible, awaiting procedure",
+        FOLLOW_UP: "Procedure done, in follow-up",
+        ENDED: "Study ended",
+        WITHDRAWN: "Withdrawn",
+    }
+    CHOICES = list(LABELS.items())
+    # No further visit is expected of a patient at these stages.
+    CLOSED = (SCREEN_FAILURE, WITHDRAWN, ENDED)
+
+
+# ---- consent ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConsentStatus:
+    state: str  # "none" | "valid" | "reconsent_due" | "withdrawn"
+    message: str
+    consent: Consent | None = None
+    first_signed_on: date | None = None
+    current_version: ConsentVersion | None = None
+
+    @property
+    def allows_data_entry(self) -> bool:
+        return self.state == "valid"
+
+
+_LOOK_UP = object()
+
+
+def consent_status(
+    *, patient: Patient, consents: list[Consent] | None = None, current=_LOOK_UP
+) -> ConsentStatus:
+    """Callers that check many patients pass `consents` (prefetched) and `current` (the
+    protocol's current ConsentVersion) so that this costs no query."""
+    if consents is None:
+        consents = list(patient.consents.select_related("consent_version", "obtained_by"))
+    if current is _LOOK_UP:
+        current = current_consent_version(protocol=patient.site.protocol)
+    first_signed_on = min((c.signed_on for c in consents), default=None)
+    withdrawn = [c for c in consents if c.withdrawn_on]
+    if withdrawn:
+        c = withdrawn[0]
+        return ConsentStatus(
+            "withdrawn",
+            f"Consent was withdrawn on {c.withdrawn_on:%d %b %Y}: no further data can be entered.",
+            c,
+            first_signed_on,
+            current,
+        )
+    if not consents:
+        return ConsentStatus(
+            "none",
+            "No consent is recorded: record the patient's consent before entering any data.",
+            None,
+            None,
+            current,
+        )
+    latest = max(consents, key=lambda c: c.signed_at)
+    if current and not any(c.consent_version_id == current.pk for c in consents):
+        return ConsentStatus(
+            "reconsent_due",
+            f"Consent version {current.version} is now in effect: the patient must re-consent "
+            "before more data is entered.",
+            latest,
+            first_signed_on,
+            current,
+        )
+    return ConsentStatus("valid", "Consent is current.", latest, first_signed_on, current)
+
+
+def patient_has_valid_consent(*, patient: Patient) -> bool:
+    return consent_status(patient=patient).allows_data_entry
+
+
+# ---- stage and list --------------------------------------------------------------------------
+
+
+def _eligible_q() -> Q:
+    return Q(**{f: "Y" for f in Eligibility.INCLUSION}) & Q(
+        **{f: "N" for f in Eligibility.EXCLUSION}
+    )
+
+
+def _live_rows(code: str):
+    """Live rows of CRF `code` for the outer patient; None when this build lacks the form."""
+    if not crf.is_registered(code):
+        return None
+    return crf.get(code).model.objects.filter(visit__patient=OuterRef("pk"), voided_at__isnull=True)
+
+
+def with_stage(queryset: QuerySet[Patient]) -> QuerySet[Patient]:
+    """Annotate `stage`, computed in SQL so that lists can filter on it (one place)."""
+    consents = Consent.objects.filter(patient=OuterRef("pk"))
+    eligibility = Eligibility.objects.filter(visit__patient=OuterRef("pk"), voided_at__isnull=True)
+    ended, injected = _live_rows("end_of_study"), _live_rows("injection")
+    later_stages = []
+    if ended is not None:
+        later_stages.append(When(Exists(ended), then=Value(Stage.ENDED)))
+    return queryset.annotate(
+        stage=Case(
+            When(Exists(consents.filter(withdrawn_on__isnull=False)), then=Value(Stage.WITHDRAWN)),
+            *later_stages,
+            When(~Exists(consents), then=Value(Stage.AWAITING_CONSENT)),
+            *(
+                [When(Exists(injected), then=Value(Stage.FOLLOW_UP))]
+                if injected is not None
+                else []
+            ),
+            When(Exists(eligibility.filter(_eligible_q())), then=Value(Stage.ELIGIBLE)),
+            When(Exists(eligibility), then=Value(Stage.SCREEN_FAILURE)),
+            default=Value(Stage.SCREENING),
+            output_field=CharFieldExpr(),
+        )
+    )
+
+
+def with_flag_count(queryset: QuerySet[Patient]) -> QuerySet[Patient]:
+    """Annotate `has_flags`: any live CRF value outside its expected range."""
+    condition = Q(pk__in=[])
+    for definition in crf.all_definitions():
+        model = definition.model
+        if has_soft_limits(model):
+            rows = model.objects.filter(
+                soft_limit_q(model), visit__patient=OuterRef("pk"), voided_at__isnull=True
+            )
+            condition |= Exists(rows)
+    return queryset.annotate(
+        has_flags=Case(When(condition, then=Value(True)), default=Value(False))
+    )
+
+
+def patient_list(
+    *, user, site_code: str = "", stage: str = "", flagged: bool = False, search: str = ""
+) -> QuerySet[Patient]:
+    qs = with_flag_count(with_stage(Patient.objects.for_user(user).select_related("site")))
+    if site_code:
+        qs = qs.filter(site__code=site_code)
+    if stage:
+        qs = qs.filter(stage=stage)
+    if flagged:
+        qs = qs.filter(has_flags=True)
+    if search:
+        qs = qs.filter(study_id__icontains=search.strip())
+    return qs.order_by("site__code", "number")
+
+
+def patient_detail_queryset() -> QuerySet[Patient]:
+    """Patients with their stage; callers scope it (scoped_object_or_404 / for_user)."""
+    return with_stage(Patient.objects.select_related("site", "site__protocol"))
+
+
+SITE_STAFF_ROLES = (Role.ANDROLOGIST, Role.COORDINATOR, Role.LAB_TECHNICIAN)
+
+
+def can_see_identity(*, user, patient: Patient) -> bool:
+    """Direct identifiers: only staff working at the patient's own site (not monitors, not
+    admins by virtue of being admins)."""
+    if not has_role(user, *SITE_STAFF_ROLES):
+        return False
+    return patient.site.memberships.filter(user=user).exists()
+
+
+# ---- the visit x form matrix -----------------------------------------------------------------
+
+
+@dataclass
+class FormCell:
+    code: str
+    title: str
+    sequence: int
+    repeat: int
+    record: object | None = None
+    flags: dict = field(default_factory=dict)
+    # Filled in by the page from the monitoring app.
+    open_queries: int = 0
+    sdv: str = ""  # pending / verified / changed (monitoring.selectors.SdvStatus)
+
+    @property
+    def status(self) -> str:
+        if self.record is None:
+            return "missing"
+        return "flagged" if self.flags else "entered"
+
+    @property
+    def label(self) -> str:
+        return f"{self.title} {self.sequence}" if self.repeat > 1 else self.title
+
+
+@dataclass
+class VisitRow:
+    definition: VisitDefinition
+    visit: Visit | None
+    cells: list[FormCell]
+    signature: object | None = None
+    signature_status: str = ""
+    # upcoming / open / overdue / missed / done (followup.selectors), set by the page.
+    status: str = ""
+    status_label: str = ""
+    status_css: str = ""
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.cells) and all(c.record is not None for c in self.cells)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = {"missing": 0, "entered": 0, "flagged": 0}
+        for cell in self.cells:
+            counts[cell.status] += 1
+        return counts
+
+
+@dataclass
+class PatientRecord:
+    patient: Patient
+    consent: ConsentStatus
+    rows: list[VisitRow]
+    azoospermia_confirmed: bool | None
+    # Set by the page from the patient's stage (Stage.CLOSED): then nothing is due.
+    closed: bool = False
+
+    @property
+    def next_due(self) -> VisitRow | None:
+        """The first visit still waiting for data whose time has not passed: a missed visit
+        stays in the matrix (its forms can be entered late) but is not what is due next."""
+        from followup.selectors import VisitStatus  # followup builds on this module
+
+        if self.closed:
+            return None
+        for row in self.rows:
+            if row.status in (VisitStatus.MISSED, VisitStatus.NOT_EXPECTED):
+                continue
+            if row.visit is not None and row.cells and not row.complete:
+                return row
+        return None
+
+    @property
+    def records(self) -> list:
+        return [c.record for r in self.rows for c in r.cells if c.record is not None]
+
+    @property
+    def flags(self) -> list[tuple[FormCell, str, str]]:
+        return [(c, f, m) for r in self.rows for c in r.cells for f, m in c.flags.items()]
+
+
+def visit_forms_status(
+    *, patient: Patient, visits: list[Visit]
+) -> dict[tuple[int, str, int], object]:
+    """(visit id, form code, sequence) -> live record, with one query per CRF model."""
+    found = {}
+    codes = {
+        code for v in visits for code, _ in v.definition.expected_forms if crf.is_registered(code)
+    }
+    for code in sorted(codes):
+        model = crf.get(code).model
+        for record in model.objects.filter(visit__patient=patient, voided_at__isnull=True):
+            found[(record.visit_id, code, record.sequence)] = record
+    return found
+
+
+def patient_record(*, patient: Patient) -> PatientRecord:
+    """Everything the patient page shows, in a bounded number of queries."""
+    consents = list(patient.consents.select_related("consent_version", "obtained_by"))
+    visits = list(
+        patient.visits.select_related("definition").order_by(
+            "definition__order", "definition__target_day", "sequence"
+        )
+    )
+    # Extension visits (M14, M16...) share M12's rank; they show only for patients who have them.
+    definitions = list(
+        patient.site.protocol.visits.select_related("extension").order_by("order", "target_day")
+    )
+    records = visit_forms_status(patient=patient, visits=visits)
+    by_definition: dict[int, list[Visit]] = {}
+    for v in visits:
+        by_definition.setdefault(v.definition_id, []).append(v)
+    rows = []
+    for definition in definitions:
+        expected = [(c, n) for c, n in definition.expected_forms if crf.is_registered(c)]
+        for visit in by_definition.get(definition.pk, [None]):
+            if visit is None and (
+                definition.kind in (VisitDefinition.Kind.UNSCHEDULED, VisitDefinition.Kind.END)
+                or hasattr(definition, "extension")
+            ):
+                continue  # shown only once created
+            cells = []
+            for code, repeat in expected:
+                for seq in range(1, repeat + 1):
+                    record = records.get((visit.pk, code, seq)) if visit else None
+                    cells.append(
+                        FormCell(
+                            code,
+                            crf.get(code).title,
+                            seq,
+                            repeat,
+                            record,
+                            record.flags() if record is not None else {},
+                        )
+                    )
+            rows.append(VisitRow(definition, visit, cells))
+    return PatientRecord(
+        patient=patient,
+        consent=consent_status(patient=patient, consents=consents),
+        rows=rows,
+        azoospermia_confirmed=azoospermia_confirmed(records=records, visits=visits),
+    )
+
+
+def azoospermia_confirmed(*, records: dict, visits: list[Visit]) -> bool | None:
+    """True when the 3 screening analyses found no sperm in the centrifuged pellet; None
+    while fewer than 3 are entered."""
+    screening = [v for v in visits if v.definition.kind == VisitDefinition.Kind.SCREENING]
+    analyses = [
+        r
+        for (visit_id, code, _), r in records.items()
+        if code == "semen_analysis" and any(v.pk == visit_id for v in screening)
+    ]
+    if len(analyses) < 3:
+        return None
+    return all(a.no_sperm and a.pellet_examined == "Y" for a in analyses)

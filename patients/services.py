@@ -1,0 +1,272 @@
+"""Writes to the patient record. Every clinical write goes through here: consent gating,
+date rules, validation and the audit trail live in one place, whatever calls them."""
+
+from datetime import date, datetime, timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from audit.models import AuditEntry
+from audit.services import audited_save
+from core import crf, guards
+from trial.models import ConsentVersion, StudySite, VisitDefinition
+
+from .models import Consent, CrfRecord, Patient, PatientIdentity, Visit
+from .selectors import consent_status
+
+MIN_AGE, MAX_AGE = 18, 70
+
+
+# ---- enrolment -------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def patient_enrol(
+    *,
+    site: StudySite,
+    date_of_birth: date,
+    enrolment_date: date,
+    full_name: str,
+    phone: str = "",
+    national_id: str = "",
+    address: str = "",
+    user,
+) -> Patient:
+    """Create a patient with the next study id of the site (`BEN-001`, never reused)."""
+    # Lock the site row: two enrolments at once cannot take the same number.
+    StudySite.objects.select_for_update().get(pk=site.pk)
+    last = Patient.objects.filter(site=site).aggregate(n=Max("number"))["n"] or 0
+    number = last + 1
+    patient = Patient(
+        site=site,
+        number=number,
+        study_id=f"{site.code}-{number:03d}",
+        date_of_birth=date_of_birth,
+        enrolment_date=enrolment_date,
+    )
+    errors = {}
+    if enrolment_date > timezone.localdate():
+        errors["enrolment_date"] = "The enrolment date cannot be in the future."
+    age = patient.age_at_enrolment
+    if not MIN_AGE <= age <= MAX_AGE:
+        errors["date_of_birth"] = (
+            f"Age at enrolment would be {age}: it must be between {MIN_AGE} and {MAX_AGE}."
+        )
+    if errors:
+        raise ValidationError(errors)
+    patient.full_clean()
+    audited_save(patient, user=user, patient=patient)
+    identity = PatientIdentity(
+        patient=patient,
+        full_name=full_name,
+        phone=phone,
+        national_id=national_id,
+        address=address,
+    )
+    identity.full_clean()
+    audited_save(identity, user=user, patient=patient)
+    visits_create_initial(patient=patient, user=user)
+    return patient
+
+
+def visits_create_initial(*, patient: Patient, user) -> list[Visit]:
+    """Screening and procedure-day visits exist from enrolment; dates come later."""
+    created = []
+    for definition in patient.site.protocol.visits.filter(
+        kind__in=[VisitDefinition.Kind.SCREENING, VisitDefinition.Kind.PROCEDURE]
+    ):
+        if Visit.objects.filter(patient=patient, definition=definition, sequence=1).exists():
+            continue
+        visit = Visit(patient=patient, definition=definition, sequence=1)
+        audited_save(visit, user=user, patient=patient)
+        created.append(visit)
+    return created
+
+
+def visit_anchor(*, visit: Visit, anchor_date: date, user) -> Visit:
+    """Snapshot target date and window from the anchor (consent or procedure date)."""
+    d = visit.definition
+    if d.target_day is None:
+        return visit
+    visit.target_date = anchor_date + timedelta(days=d.target_day)
+    visit.window_start = visit.target_date - timedelta(days=d.window_before)
+    visit.window_end = visit.target_date + timedelta(days=d.window_after)
+    audited_save(visit, user=user, patient=visit.patient)
+    return visit
+
+
+@transaction.atomic
+def identity_update(*, identity: PatientIdentity, data: dict, user, reason: str) -> PatientIdentity:
+    if not reason.strip():
+        raise ValidationError({"reason_for_change": "Give the reason for this change."})
+    for key, value in data.items():
+        setattr(identity, key, value)
+    identity.full_clean()
+    audited_save(identity, user=user, patient=identity.patient, reason=reason)
+    return identity
+
+
+# ---- consent ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def consent_record(
+    *,
+    patient: Patient,
+    consent_version: ConsentVersion,
+    signed_at: datetime,
+    obtained_by,
+    witness_name: str = "",
+    patient_copy_given: bool = False,
+    document=None,
+    user,
+) -> Consent:
+    status = consent_status(patient=patient)
+    if status.state == "withdrawn":
+        raise ValidationError(status.message)
+    errors = {}
+    if signed_at > timezone.now():
+        errors["signed_at"] = "The signing date and time cannot be in the future."
+    elif timezone.localtime(signed_at).date() < consent_version.effective_date:
+        errors["signed_at"] = (
+            f"Consent version {consent_version.version} only took effect on "
+            f"{consent_version.effective_date:%d %b %Y}."
+        )
+    if consent_version.protocol_id != patient.site.protocol_id:
+        errors["consent_version"] = "This consent version belongs to another protocol."
+    if patient.consents.filter(consent_version=consent_version).exists():
+        errors["consent_version"] = f"The patient already signed version {consent_version.version}."
+    if errors:
+        raise ValidationError(errors)
+    consent = Consent(
+        patient=patient,
+        consent_version=consent_version,
+        signed_at=signed_at,
+        obtained_by=obtained_by,
+        witness_name=witness_name,
+        patient_copy_given=patient_copy_given,
+    )
+    if document:
+        consent.document = document
+    consent.full_clean()
+    audited_save(consent, user=user, patient=patient)
+    if status.state == "none":
+        # The first consent anchors the screening window.
+        for visit in patient.visits.filter(definition__anchor=VisitDefinition.Anchor.CONSENT):
+            visit_anchor(visit=visit, anchor_date=consent.signed_on, user=user)
+    return consent
+
+
+@transaction.atomic
+def consent_withdraw(*, consent: Consent, withdrawn_on: date, reason: str, user) -> Consent:
+    errors = {}
+    if consent.withdrawn_on:
+        raise ValidationError("This consent is already withdrawn.")
+    if not reason.strip():
+        errors["withdrawal_reason"] = "Give the reason the patient withdrew."
+    if withdrawn_on > timezone.localdate():
+        errors["withdrawn_on"] = "The withdrawal date cannot be in the future."
+    elif withdrawn_on < consent.signed_on:
+        errors["withdrawn_on"] = "The withdrawal date cannot precede the consent."
+    if errors:
+        raise ValidationError(errors)
+    consent.withdrawn_on = withdrawn_on
+    consent.withdrawal_reason = reason
+    audited_save(
+        consent,
+        user=user,
+        patient=consent.patient,
+        reason=reason,
+        action=AuditEntry.Action.WITHDRAW,
+    )
+    return consent
+
+
+# ---- CRFs ------------------------------------------------------------------------------------
+
+
+def expected_repeat(*, visit: Visit, code: str) -> int:
+    """How many of form `code` the visit expects (0 = not part of this visit)."""
+    for form_code, repeat in visit.definition.expected_forms:
+        if form_code == code:
+            return repeat
+    return 0
+
+
+def ensure_data_entry_allowed(*, patient: Patient, after_withdrawal: bool = False):
+    """Clinical data needs a current, non-withdrawn consent. `after_withdrawal`: forms that
+    close a withdrawn patient's record (end of study) are still accepted then. Returns the
+    consent status (callers reuse it)."""
+    status = consent_status(patient=patient)
+    if status.allows_data_entry or (after_withdrawal and status.state == "withdrawn"):
+        return status
+    raise ValidationError(status.message)
+
+
+@transaction.atomic
+def crf_save(*, record: CrfRecord, user, reason: str = "") -> CrfRecord:
+    """Create or change one CRF record: consent gate, slot and date rules, hard limits and
+    cross-field rules, then the audit trail (one row per changed field)."""
+    visit = record.visit
+    patient = visit.patient
+    definition = crf.get(record.crf_code)
+    status = ensure_data_entry_allowed(
+        patient=patient, after_withdrawal=definition.allowed_after_withdrawal
+    )
+    repeat = expected_repeat(visit=visit, code=record.crf_code)
+    if not repeat:
+        raise ValidationError(f"{record.crf_title} is not part of visit {visit.label}.")
+    if not 1 <= record.sequence <= repeat:
+        raise ValidationError(f"Visit {visit.label} expects {repeat} {record.crf_title} form(s).")
+    is_new = record.pk is None
+    if not is_new and not reason.strip():
+        raise ValidationError(
+            {"reason_for_change": "Give the reason for changing data already saved."}
+        )
+    # Other apps' rules on writes (e.g. a signed visit is locked): core.guards.
+    guards.check_write(record=record)
+    if (
+        not definition.may_precede_consent
+        and record.assessment_date
+        and status.first_signed_on
+        and record.assessment_date < status.first_signed_on
+    ):
+        raise ValidationError(
+            {
+                "assessment_date": f"The date ({record.assessment_date:%d %b %Y}) cannot "
+                f"precede the patient's consent ({status.first_signed_on:%d %b %Y})."
+            }
+        )
+    if record.assessment_date and record.assessment_date > timezone.localdate():
+        raise ValidationError({"assessment_date": "The date cannot be in the future."})
+    record.full_clean()
+    if definition.cross_form_check is not None:
+        definition.cross_form_check(record=record)
+    audited_save(record, user=user, patient=patient, reason=reason)
+    if definition.on_saved is not None:
+        definition.on_saved(record=record, user=user, created=is_new)
+    return record
+
+
+@transaction.atomic
+def crf_void(*, record: CrfRecord, user, reason: str) -> CrfRecord:
+    """Take a form entered by mistake out of the record. It stays in the database and in the
+    audit trail; its slot can be entered again."""
+    if record.voided_at is not None:
+        raise ValidationError("This form is already voided.")
+    if not reason.strip():
+        raise ValidationError({"void_reason": "Give the reason for voiding this form."})
+    ensure_data_entry_allowed(patient=record.visit.patient)
+    guards.check_write(record=record)
+    record.voided_at = timezone.now()
+    record.void_reason = reason
+    audited_save(
+        record,
+        user=user,
+        patient=record.visit.patient,
+        reason=reason,
+        action=AuditEntry.Action.VOID,
+    )
+    return record

@@ -1,0 +1,343 @@
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+from django.views.generic import ListView
+
+from core import crf
+from core.forms import apply_validation_error
+from core.permissions import role_required
+from core.roles import DATA_ENTRY_ROLES, Role, has_role
+from core.scoping import SiteScopedMixin, scoped_object_or_404
+from followup.selectors import VisitStatus, visit_statuses
+from monitoring import selectors as monitoring_selectors
+from reports.selectors import patient_charts
+from trial.selectors import sites_for_user
+
+from . import services
+from .forms import ConsentForm, ConsentWithdrawForm, IdentityForm, PatientEnrolForm
+from .models import Consent, Patient
+from .selectors import (
+    Stage,
+    can_see_identity,
+    consent_status,
+    patient_detail_queryset,
+    patient_list,
+    patient_record,
+)
+
+ENROL_ROLES = (Role.ANDROLOGIST, Role.COORDINATOR)
+CONSENT_ROLES = (Role.ANDROLOGIST, Role.COORDINATOR)
+
+
+class PatientListView(SiteScopedMixin, ListView):
+    template_name = "patients/patient_list.html"
+    context_object_name = "patients"
+    paginate_by = 25
+
+    def get_queryset(self):
+        params = self.request.GET
+        # patient_list applies the site scope itself (Patient.objects.for_user).
+        return patient_list(
+            user=self.request.user,
+            site_code=params.get("site", ""),
+            stage=params.get("stage", ""),
+            flagged=params.get("flagged") == "1",
+            search=params.get("q", ""),
+        )
+
+    def paginate_queryset(self, queryset, page_size):
+        """A page number out of range (an old link, a shorter filtered list) shows the last
+        page instead of a 404."""
+        paginator = self.get_paginator(queryset, page_size)
+        page = paginator.get_page(self.request.GET.get("page"))
+        return paginator, page, page.object_list, page.has_other_pages()
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        params = self.request.GET.copy()
+        params.pop("page", None)
+        context.update(
+            sites=sites_for_user(user=self.request.user),
+            stages=Stage.CHOICES,
+            stage_labels=Stage.LABELS,
+            filters=self.request.GET,
+            querystring=params.urlencode(),
+            can_enrol=has_role(self.request.user, *ENROL_ROLES),
+        )
+        return context
+
+
+def _patient_for(request, patient_uuid) -> Patient:
+    return scoped_object_or_404(patient_detail_queryset(), request.user, uuid=patient_uuid)
+
+
+@role_required(*ENROL_ROLES)
+@require_http_methods(["GET", "POST"])
+def patient_enrol(request):
+    form = PatientEnrolForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        try:
+            patient = services.patient_enrol(user=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            apply_validation_error(form, exc)
+        else:
+            messages.success(
+                request, f"Patient {patient.study_id} enrolled. Record the consent next."
+            )
+            return redirect("patients:patient-detail", patient_uuid=patient.uuid)
+    return render(request, "patients/patient_enrol.html", {"form": form})
+
+
+def _annotate_statuses(record, *, stage: str) -> None:
+    """Visit status badges (due, overdue, missed...) from the data the matrix already holds."""
+    rows = [r for r in record.rows if r.visit is not None and r.cells]
+    record.closed = stage in Stage.CLOSED
+    statuses = visit_statuses(
+        visits=[r.visit for r in rows],
+        done={r.visit.pk: r.complete for r in rows},
+        today=timezone.localdate(),
+        closed=record.closed,
+    )
+    for row in rows:
+        row.status = statuses[row.visit.pk]
+        row.status_label = VisitStatus.LABELS[row.status]
+        row.status_css = VisitStatus.CSS[row.status]
+
+
+def patient_detail(request, patient_uuid):
+    patient = _patient_for(request, patient_uuid)
+    record = patient_record(patient=patient)
+    # Open queries and signatures from the monitoring app, on the same matrix.
+    signatures = monitoring_selectors.annotate_record(record=record, patient=patient)
+    _annotate_statuses(record, stage=patient.stage)
+    return render(
+        request,
+        "patients/patient_detail.html",
+        {
+            "patient": patient,
+            "record": record,
+            "signatures": signatures,
+            "can_sign": has_role(request.user, Role.ANDROLOGIST),
+            "can_unlock": has_role(request.user, Role.ADMIN),
+            "stage_label": Stage.LABELS.get(patient.stage, patient.stage),
+            "can_enter_data": has_role(request.user, *DATA_ENTRY_ROLES),
+            "can_record_consent": has_role(request.user, *CONSENT_ROLES),
+            "show_identity": can_see_identity(user=request.user, patient=patient),
+            "patient_charts": patient_charts(patient=patient, record=record),
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def identity_edit(request, patient_uuid):
+    patient = _patient_for(request, patient_uuid)
+    if not can_see_identity(user=request.user, patient=patient):
+        raise PermissionDenied("Identifiers are visible to staff of the patient's site only.")
+    identity = patient.identity
+    form = IdentityForm(request.POST or None, instance=identity)
+    if request.method == "POST" and form.is_valid():
+        data = {k: form.cleaned_data[k] for k in IdentityForm.Meta.fields}
+        try:
+            services.identity_update(
+                identity=identity,
+                data=data,
+                user=request.user,
+                reason=form.cleaned_data["reason_for_change"],
+            )
+        except ValidationError as exc:
+            apply_validation_error(form, exc)
+        else:
+            messages.success(request, "Identifiers updated.")
+            return redirect("patients:patient-detail", patient_uuid=patient.uuid)
+    return render(request, "patients/identity_form.html", {"patient": patient, "form": form})
+
+
+def consent_document(request, patient_uuid, consent_uuid):
+    """The signed consent scan names the patient: site staff only, never a public media URL."""
+    patient = _patient_for(request, patient_uuid)
+    if not can_see_identity(user=request.user, patient=patient):
+        raise PermissionDenied("The signed consent is visible to staff of the patient's site only.")
+    consent = get_object_or_404(Consent, patient=patient, uuid=consent_uuid)
+    if not consent.document:
+        raise Http404("No document uploaded.")
+    return FileResponse(
+        consent.document.open("rb"),
+        as_attachment=False,
+        filename=consent.document.name.rsplit("/", 1)[-1],
+    )
+
+
+def _staff_of(patient):
+    return (
+        get_user_model()
+        .objects.filter(is_active=True, site_memberships__site=patient.site)
+        .order_by("last_name", "username")
+    )
+
+
+@role_required(*CONSENT_ROLES)
+@require_http_methods(["GET", "POST"])
+def consent_create(request, patient_uuid):
+    patient = _patient_for(request, patient_uuid)
+    status = consent_status(patient=patient)
+    form = ConsentForm(
+        request.POST or None,
+        request.FILES or None,
+        patient=patient,
+        obtained_by_choices=_staff_of(patient),
+        initial={"consent_version": status.current_version, "obtained_by": request.user},
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.consent_record(patient=patient, user=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            apply_validation_error(form, exc)
+        else:
+            messages.success(request, "Consent recorded. Data entry is open.")
+            return redirect("patients:patient-detail", patient_uuid=patient.uuid)
+    return render(
+        request, "patients/consent_form.html", {"patient": patient, "form": form, "status": status}
+    )
+
+
+@role_required(*CONSENT_ROLES)
+@require_http_methods(["GET", "POST"])
+def consent_withdraw(request, patient_uuid, consent_uuid):
+    patient = _patient_for(request, patient_uuid)
+    consent = get_object_or_404(Consent, patient=patient, uuid=consent_uuid)
+    form = ConsentWithdrawForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.consent_withdraw(
+                consent=consent,
+                user=request.user,
+                withdrawn_on=form.cleaned_data["withdrawn_on"],
+                reason=form.cleaned_data["withdrawal_reason"],
+            )
+        except ValidationError as exc:
+            apply_validation_error(form, exc)
+        else:
+            messages.warning(request, "Withdrawal recorded. Data entry is closed for this patient.")
+            return redirect("patients:patient-detail", patient_uuid=patient.uuid)
+    return render(
+        request,
+        "patients/consent_withdraw.html",
+        {"patient": patient, "consent": consent, "form": form},
+    )
+
+
+def _next_missing_url(patient, visit) -> str | None:
+    record = patient_record(patient=patient)
+    for row in record.rows:
+        if row.visit is None or row.visit.pk != visit.pk:
+            continue
+        for cell in row.cells:
+            if cell.record is None:
+                return reverse(
+                    "patients:crf-edit", args=[patient.uuid, visit.uuid, cell.code, cell.sequence]
+                )
+    return None
+
+
+@require_http_methods(["GET", "POST"])
+def crf_edit(request, patient_uuid, visit_uuid, code, sequence):
+    """Enter or correct one CRF of one visit: the same view serves every registered form."""
+    patient = _patient_for(request, patient_uuid)
+    visit = get_object_or_404(patient.visits.select_related("definition"), uuid=visit_uuid)
+    if not crf.is_registered(code):
+        raise Http404("Unknown form.")
+    definition = crf.get(code)
+    repeat = services.expected_repeat(visit=visit, code=code)
+    if not 1 <= sequence <= repeat:
+        raise Http404("This form is not part of this visit.")
+    record = definition.model.objects.filter(
+        visit=visit, sequence=sequence, voided_at__isnull=True
+    ).first()
+    status = consent_status(patient=patient)
+    lock = monitoring_selectors.locking_signature(visit=visit)
+    entry_open = status.allows_data_entry or (
+        definition.allowed_after_withdrawal and status.state == "withdrawn"
+    )
+    can_edit = has_role(request.user, *DATA_ENTRY_ROLES) and entry_open and lock is None
+    form = definition.form_class(request.POST or None, instance=record)
+    if request.method == "POST":
+        if not has_role(request.user, *DATA_ENTRY_ROLES):
+            raise PermissionDenied("Your role cannot enter data.")
+        if form.is_valid():
+            obj = form.save(commit=False)
+            obj.visit = visit
+            obj.sequence = sequence
+            try:
+                services.crf_save(
+                    record=obj,
+                    user=request.user,
+                    reason=form.cleaned_data.get("reason_for_change", ""),
+                )
+            except ValidationError as exc:
+                apply_validation_error(form, exc)
+            else:
+                flags = obj.flags()
+                title = f"{definition.title} {sequence}" if repeat > 1 else definition.title
+                if flags:
+                    messages.warning(
+                        request,
+                        f"{title} saved with {len(flags)} value(s) flagged "
+                        f"for review: " + " ".join(flags.values()),
+                    )
+                else:
+                    messages.success(request, f"{title} saved.")
+                if "save_next" in request.POST:
+                    next_url = _next_missing_url(patient, visit)
+                    if next_url:
+                        return redirect(next_url)
+                return redirect("patients:patient-detail", patient_uuid=patient.uuid)
+    return render(
+        request,
+        "patients/crf_form.html",
+        {
+            "patient": patient,
+            "visit": visit,
+            "definition": definition,
+            "sequence": sequence,
+            "repeat": repeat,
+            "record": record,
+            "form": form,
+            "flags": record.flags() if record is not None else {},
+            "can_edit": can_edit,
+            "consent": status,
+            "entry_open": entry_open,
+            "lock": lock,
+            "queries": monitoring_selectors.queries_for_record(record=record) if record else [],
+            "can_raise_query": record is not None and has_role(request.user, Role.MONITOR),
+            "sdv": monitoring_selectors.record_sdv(record=record) if record else None,
+            "can_verify": record is not None and has_role(request.user, Role.MONITOR),
+        },
+    )
+
+
+@require_POST
+def crf_void(request, patient_uuid, visit_uuid, code, sequence):
+    """Void a form entered by mistake (never deleted; audited; the slot can be re-entered)."""
+    patient = _patient_for(request, patient_uuid)
+    if not has_role(request.user, *DATA_ENTRY_ROLES):
+        raise PermissionDenied("Your role cannot void forms.")
+    visit = get_object_or_404(patient.visits.select_related("definition"), uuid=visit_uuid)
+    if not crf.is_registered(code):
+        raise Http404("Unknown form.")
+    record = get_object_or_404(
+        crf.get(code).model, visit=visit, sequence=sequence, voided_at__isnull=True
+    )
+    try:
+        services.crf_void(
+            record=record, user=request.user, reason=request.POST.get("void_reason", "")
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("patients:crf-edit", patient.uuid, visit.uuid, code, sequence)
+    messages.warning(request, f"{record.crf_title} voided. It stays in the audit trail.")
+    return redirect("patients:patient-detail", patient_uuid=patient.uuid)

@@ -1,0 +1,140 @@
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from core.models import BaseModel
+from core.scoping import SiteScopedManager
+
+
+class Protocol(BaseModel):
+    registry_id = models.CharField("registry id", max_length=32, unique=True)
+    short_name = models.CharField(max_length=40)
+    title = models.CharField(max_length=400)
+    version = models.CharField(max_length=20)
+    # Follow-up "at least one year": the schedule can be extended in steps of this many days.
+    extension_step_days = models.PositiveSmallIntegerField(default=60)
+    reminder_lead_days = models.PositiveSmallIntegerField(
+        default=7, help_text="Days before a visit window opens that coordinators are reminded."
+    )
+
+    class Meta:
+        ordering = ["registry_id"]
+
+    def __str__(self):
+        return f"{self.registry_id} ({self.short_name} v{self.version})"
+
+
+class StudySite(BaseModel):
+    protocol = models.ForeignKey(Protocol, on_delete=models.PROTECT, related_name="sites")
+    code = models.CharField(
+        max_length=8, unique=True, help_text="Prefix of study ids at this site, e.g. BEN."
+    )
+    name = models.CharField(max_length=200)
+
+    objects = SiteScopedManager()
+    site_lookup = ""
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self):
+        return f"{self.code} - {self.name}"
+
+
+class SiteMembership(models.Model):
+    """A user works at a site. Roles are Django groups; this decides which patients they see."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="site_memberships"
+    )
+    site = models.ForeignKey(StudySite, on_delete=models.PROTECT, related_name="memberships")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "site"], name="unique_site_membership")
+        ]
+
+    def __str__(self):
+        return f"{self.user} @ {self.site.code}"
+
+
+class VisitDefinition(models.Model):
+    class Kind(models.TextChoices):
+        SCREENING = "screening", "Screening"
+        PROCEDURE = "procedure", "Procedure day"
+        SCHEDULED = "scheduled", "Scheduled follow-up"
+        UNSCHEDULED = "unscheduled", "Unscheduled"
+        END = "end", "End of study"
+
+    class Anchor(models.TextChoices):
+        CONSENT = "consent", "Consent date"
+        PROCEDURE = "procedure", "Procedure date"
+        NONE = "none", "None (any time)"
+
+    protocol = models.ForeignKey(Protocol, on_delete=models.CASCADE, related_name="visits")
+    code = models.CharField(max_length=10)
+    name = models.CharField(max_length=100)
+    order = models.PositiveSmallIntegerField()
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    anchor = models.CharField(max_length=10, choices=Anchor.choices, default=Anchor.NONE)
+    target_day = models.IntegerField(null=True, blank=True, help_text="Days from the anchor.")
+    window_before = models.PositiveSmallIntegerField(default=0, help_text="Days.")
+    window_after = models.PositiveSmallIntegerField(default=0, help_text="Days.")
+    # [{"code": "semen_analysis", "repeat": 3}, ...]: form codes of core.crf's registry.
+    forms = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["protocol", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["protocol", "code"], name="unique_visit_code"),
+        ]
+
+    def __str__(self):
+        return f"{self.code} - {self.name}"
+
+    @property
+    def expected_forms(self) -> list[tuple[str, int]]:
+        return [(f["code"], int(f.get("repeat", 1))) for f in self.forms]
+
+    def window_label(self) -> str:
+        if self.target_day is None:
+            return "any time"
+        if self.window_before == self.window_after:
+            return (
+                f"day {self.target_day:+d} ± {self.window_before} d"
+                if self.window_before
+                else (f"day {self.target_day:+d}")
+            )
+        return f"day {self.target_day:+d} (-{self.window_before}/+{self.window_after} d)"
+
+
+def consent_document_path(instance, filename):
+    return f"consent-versions/{instance.protocol.short_name}/{instance.version}/{filename}"
+
+
+class ConsentVersion(BaseModel):
+    protocol = models.ForeignKey(
+        Protocol, on_delete=models.PROTECT, related_name="consent_versions"
+    )
+    version = models.CharField("version label", max_length=20)
+    effective_date = models.DateField()
+    document = models.FileField(
+        "approved document",
+        upload_to=consent_document_path,
+        blank=True,
+        help_text="The ethics-approved consent form (PDF).",
+    )
+
+    class Meta:
+        ordering = ["protocol", "-effective_date"]
+        constraints = [
+            models.UniqueConstraint(fields=["protocol", "version"], name="unique_consent_version")
+        ]
+
+    def __str__(self):
+        return f"Consent v{self.version} (effective {self.effective_date:%d %b %Y})"
+
+    @property
+    def is_effective(self) -> bool:
+        return self.effective_date <= timezone.localdate()

@@ -1,0 +1,58 @@
+"""Reading and validating a protocol data file, without touching the database.
+
+Used by the `load_protocol` command (which then writes it) and by a system check at start-up.
+"""
+
+import json
+from pathlib import Path
+
+from core import crf
+
+from .models import VisitDefinition
+
+REQUIRED_KEYS = ("registry_id", "short_name", "title", "version", "sites", "visits")
+
+
+def read(path: Path) -> dict:
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def problems(data: dict) -> tuple[list[str], list[str]]:
+    """(errors, warnings) found in a protocol definition."""
+    errors: list[str] = []
+    warnings: list[str] = []
+    for key in REQUIRED_KEYS:
+        if key not in data:
+            errors.append(f"missing key '{key}'")
+    visits = data.get("visits", [])
+    codes = [v.get("code") for v in visits]
+    if len(codes) != len(set(codes)):
+        errors.append("visit codes are not unique")
+    kinds = {v.get("kind") for v in visits}
+    for needed in ("screening", "procedure"):
+        if needed not in kinds:
+            errors.append(f"no visit of kind '{needed}'")
+    for v in visits:
+        code = v.get("code", "?")
+        if v.get("kind") not in VisitDefinition.Kind.values:
+            errors.append(f"visit {code}: unknown kind {v.get('kind')!r}")
+        if v.get("anchor", "none") not in VisitDefinition.Anchor.values:
+            errors.append(f"visit {code}: unknown anchor {v.get('anchor')!r}")
+        if v.get("kind") == "scheduled" and v.get("target_day") is None:
+            errors.append(f"visit {code}: a scheduled visit needs a target_day")
+        for key in ("window_before", "window_after"):
+            if int(v.get(key, 0)) < 0:
+                errors.append(f"visit {code}: {key} cannot be negative")
+    missing = sorted(
+        {
+            f.get("code", "")
+            for v in visits
+            for f in v.get("forms", [])
+            if not crf.is_registered(f.get("code", ""))
+        }
+    )
+    if missing:
+        # A warning, not an error: the visit still runs; these forms are hidden until built.
+        warnings.append(f"forms without a CRF in this build (hidden): {', '.join(missing)}")
+    return errors, warnings
