@@ -1,0 +1,29 @@
+from django.apps import AppConfig
+
+
+class FollowupConfig(AppConfig):
+    name = "followup"
+    verbose_name = "Follow-up"
+
+    def ready(self):
+        from core import crf, guards
+
+        from . import forms, models, services
+
+        guards.register(services.ensure_not_after_end_of_study)
+
+        crf.register(
+            "followup_visit",
+            title="Follow-up visit",
+            model=models.FollowUpVisit,
+            form_class=forms.FollowUpVisitForm,
+            cross_form_check=services.followup_visit_check,
+        )
+        crf.register(
+            "end_of_study",
+            title="End of study",
+            model=models.EndOfStudy,
+            form_class=forms.EndOfStudyForm,
+            # A withdrawn patient's record is closed with the withdrawal reason.
+            allowed_after_withdrawal=True,
+        )
