@@ -1,0 +1,135 @@
+"""PostgreSQL triggers on every clinical table (settings.AUDITED_APPS), installed after each
+migrate, so a new clinical model is covered without code of its own:
+
+* changes made outside the audited services (QuerySet.update(), bulk_update, raw SQL, psql)
+  are still written to the audit trail, attributed to the database role;
+* DELETE is refused: clinical records are voided, never hard-deleted;
+* TRUNCATE (which skips row triggers) is refused on those tables and on the append-only ones
+  (audit trail, auth events, signatures), unless the session says `edc.allow_truncate = on`:
+  only the test settings do, because Django empties test databases with TRUNCATE.
+"""
+
+from django.apps import apps
+from django.conf import settings
+
+CAPTURE_FUNCTION = """
+CREATE OR REPLACE FUNCTION edc_capture_change() RETURNS trigger AS $$
+DECLARE
+    old_j jsonb := CASE WHEN TG_OP = 'INSERT' THEN '{}'::jsonb ELSE to_jsonb(OLD) END;
+    new_j jsonb := CASE WHEN TG_OP = 'DELETE' THEN '{}'::jsonb ELSE to_jsonb(NEW) END;
+    row_id bigint := COALESCE((new_j->>'id')::bigint, (old_j->>'id')::bigint);
+    ct integer;
+    k text;
+BEGIN
+    IF COALESCE(current_setting('edc.audit_context', true), '') = 'app' THEN
+        RETURN NULL;  -- written by an audited service, which records it itself
+    END IF;
+    SELECT id INTO ct FROM django_content_type WHERE app_label = TG_ARGV[0] AND model = TG_ARGV[1];
+    FOR k IN SELECT jsonb_object_keys(old_j || new_j) LOOP
+        CONTINUE WHEN k IN ('id', 'uuid', 'created_at', 'created_by_id', 'updated_at',
+                            'updated_by_id');
+        CONTINUE WHEN (old_j->k) IS NOT DISTINCT FROM (new_j->k);
+        INSERT INTO audit_auditentry (timestamp, user_id, user_name, action, content_type_id,
+            object_id, object_repr, patient_id, form_code, field_name, old_value, new_value, reason,
+            ip_address, channel)
+        VALUES (now(), NULL, 'database:' || current_user,
+            CASE TG_OP WHEN 'INSERT' THEN 'create' ELSE 'update' END,
+            ct, row_id, TG_TABLE_NAME || ' #' || row_id, NULL, '', k,
+            COALESCE(old_j->>k, ''), COALESCE(new_j->>k, ''),
+            'Changed outside the application (recorded by the database)',
+            inet_client_addr(),
+            'database: ' || COALESCE(NULLIF(current_setting('application_name', true), ''),
+                                     'unnamed client'));
+    END LOOP;
+    RETURN NULL;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE OR REPLACE FUNCTION edc_refuse_delete() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION '% is a clinical table: records are voided, never deleted', TG_TABLE_NAME;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE OR REPLACE FUNCTION edc_refuse_truncate() RETURNS trigger AS $$
+BEGIN
+    IF COALESCE(current_setting('edc.allow_truncate', true), '') = 'on' THEN
+        RETURN NULL;
+    END IF;
+    RAISE EXCEPTION '% cannot be truncated: its records are kept', TG_TABLE_NAME;
+END;
+$$ LANGUAGE plpgsql;
+"""
+
+# The append-only tables (their own migrations refuse UPDATE/DELETE row by row).
+APPEND_ONLY_TABLES = (
+    "audit_auditentry",
+    "audit_authevent",
+    "monitoring_signature",
+    "monitoring_signaturerevocation",
+)
+
+
+def clinical_models() -> list:
+    """Every concrete model of the clinical apps: each must be audited. A model opts out
+    only by saying why (`audit_exempt = True` with a comment: reminders, configuration)."""
+    models = []
+    for label in settings.AUDITED_APPS:
+        if apps.is_installed(label):
+            models += [
+                m
+                for m in apps.get_app_config(label).get_models()
+                if not m._meta.auto_created and not getattr(m, "audit_exempt", False)
+            ]
+    return models
+
+
+def install(connection) -> None:
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(CAPTURE_FUNCTION)
+        for model in clinical_models():
+            table = connection.ops.quote_name(model._meta.db_table)
+            cursor.execute(f"DROP TRIGGER IF EXISTS edc_capture ON {table}")
+            cursor.execute(
+                f"CREATE TRIGGER edc_capture AFTER INSERT OR UPDATE ON {table} FOR EACH ROW "
+                f"EXECUTE FUNCTION edc_capture_change('{model._meta.app_label}', "
+                f"'{model._meta.model_name}')"
+            )
+            cursor.execute(f"DROP TRIGGER IF EXISTS edc_no_delete ON {table}")
+            cursor.execute(
+                f"CREATE TRIGGER edc_no_delete BEFORE DELETE ON {table} FOR EACH ROW "
+                "EXECUTE FUNCTION edc_refuse_delete()"
+            )
+        # Append-only records (signatures, reviews...): no UPDATE either, whoever asks. The
+        # function is audit migration 0004's.
+        for model in clinical_models():
+            if getattr(model, "append_only", False):
+                table = connection.ops.quote_name(model._meta.db_table)
+                cursor.execute(f"DROP TRIGGER IF EXISTS edc_append_only ON {table}")
+                cursor.execute(
+                    f"CREATE TRIGGER edc_append_only BEFORE UPDATE ON {table} FOR EACH ROW "
+                    "EXECUTE FUNCTION edc_append_only()"
+                )
+        existing = set(connection.introspection.table_names(cursor))
+        kept = [m._meta.db_table for m in clinical_models()]
+        kept += [t for t in APPEND_ONLY_TABLES if t in existing]
+        for name in dict.fromkeys(kept):
+            table = connection.ops.quote_name(name)
+            cursor.execute(f"DROP TRIGGER IF EXISTS edc_no_truncate ON {table}")
+            cursor.execute(
+                f"CREATE TRIGGER edc_no_truncate BEFORE TRUNCATE ON {table} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION edc_refuse_truncate()"
+            )
+
+
+def installed_tables(connection) -> set[str]:
+    """Tables that carry both triggers (for the coverage test)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT event_object_table FROM information_schema.triggers "
+            "WHERE trigger_name IN ('edc_capture', 'edc_no_delete') "
+            "GROUP BY event_object_table HAVING COUNT(DISTINCT trigger_name) = 2"
+        )
+        return {row[0] for row in cursor.fetchall()}

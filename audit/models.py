@@ -1,0 +1,103 @@
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+
+
+class AuditEntry(models.Model):
+    """One row per changed field (or one per action): who, when (UTC), what, old, new, why.
+
+    Append-only: the application refuses to update or delete a row, and on PostgreSQL a
+    trigger refuses UPDATE/DELETE from plain SQL too (migration 0002)."""
+
+    class Action(models.TextChoices):
+        CREATE = "create", "Created"
+        UPDATE = "update", "Changed"
+        VOID = "void", "Voided"
+        WITHDRAW = "withdraw", "Consent withdrawn"
+        DELETE = "delete", "Deleted"
+        QUERY = "query", "Data query"
+        SIGN = "sign", "Signed"
+        UNLOCK = "unlock", "Unlocked"
+
+    timestamp = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    # Snapshot, so the trail reads the same if a user is later renamed.
+    user_name = models.CharField(max_length=150)
+    action = models.CharField(max_length=10, choices=Action.choices)
+    content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, related_name="+")
+    object_id = models.BigIntegerField()
+    object_repr = models.CharField(max_length=200)
+    patient = models.ForeignKey(
+        "patients.Patient", on_delete=models.PROTECT, null=True, related_name="audit_entries"
+    )
+    form_code = models.CharField(max_length=40, blank=True)
+    field_name = models.CharField(max_length=80, blank=True)
+    old_value = models.TextField(blank=True)
+    new_value = models.TextField(blank=True)
+    reason = models.TextField(blank=True)
+    # Where the change came from (21 CFR 11.10(h)): the browser's address and user agent, or
+    # "host: program" for a job or command. Database defaults, because the PostgreSQL trigger
+    # inserts rows too (audit/dbtriggers.py).
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True, db_default="")
+    channel = models.CharField(max_length=200, blank=True, db_default="")
+
+    class Meta:
+        ordering = ["timestamp", "id"]
+        indexes = [models.Index(fields=["content_type", "object_id"])]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self):
+        return (
+            f"{self.timestamp:%Y-%m-%d %H:%M:%S} {self.user_name} {self.action} {self.object_repr}"
+        )
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise PermissionError("Audit entries cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("Audit entries cannot be deleted.")
+
+
+class AuthEvent(models.Model):
+    """Logins, failed logins, logouts, lockouts and changes of roles or sites (ICH E6(R3)
+    4.2.2: account and access changes are kept). Append-only like AuditEntry."""
+
+    class Kind(models.TextChoices):
+        LOGIN = "login", "Logged in"
+        LOGIN_FAILED = "login_failed", "Failed login"
+        LOGOUT = "logout", "Logged out"
+        LOCKOUT = "lockout", "Account locked"
+        SIGNATURE_FAILED = "signature_failed", "Failed signature (wrong password)"
+        ROLE_CHANGE = "role_change", "Roles changed"
+        SITE_CHANGE = "site_change", "Sites changed"
+        ACCOUNT_CHANGE = "account_change", "Account activated/deactivated"
+
+    timestamp = models.DateTimeField(auto_now_add=True, db_index=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    username = models.CharField(max_length=150)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150, blank=True, help_text="Who made the change.")
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True, db_default="")
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-timestamp", "-id"]
+
+    def __str__(self):
+        return f"{self.timestamp:%Y-%m-%d %H:%M:%S} {self.kind} {self.username}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise PermissionError("Authentication events cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("Authentication events cannot be deleted.")

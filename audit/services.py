@@ -1,0 +1,154 @@
+"""Writing the audit trail. Called by the services that change clinical records, never by
+views, so every write path goes through it."""
+
+from contextlib import contextmanager
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import connection, models, transaction
+
+from core.request_source import current_source
+
+from .models import AuditEntry
+
+# Bookkeeping columns: who/when is the audit row itself.
+SKIPPED_FIELDS = {"id", "uuid", "created_at", "created_by", "updated_at", "updated_by"}
+
+
+def _as_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value == value.to_integral() else str(value)
+    if hasattr(value, "name") and hasattr(value, "storage"):  # FieldFile
+        return value.name or ""
+    return str(value)
+
+
+def snapshot(instance: models.Model, *, readable: bool = True) -> dict[str, str]:
+    """Field name -> value as text, for every concrete data field. A reference to another
+    record reads as that record ("BEN-003 M4 (#55)"), so the trail is legible on its own;
+    `readable=False` keeps raw ids (for hashes that must not depend on other records' names)."""
+    values = {}
+    for field in instance._meta.concrete_fields:
+        if field.name in SKIPPED_FIELDS:
+            continue
+        raw = getattr(instance, field.attname)
+        if readable and field.is_relation and raw is not None:
+            values[field.name] = f"{getattr(instance, field.name)} (#{raw})"
+        else:
+            values[field.name] = _as_text(raw)
+    return values
+
+
+def _base(instance, *, user, patient, action, reason, form_code) -> dict:
+    source = current_source()
+    return {
+        "ip_address": source.ip_address,
+        "user_agent": source.user_agent,
+        "channel": source.channel,
+        "user": user,
+        "user_name": user.get_username() if user else "system",
+        "action": action,
+        "content_type": ContentType.objects.get_for_model(type(instance)),
+        "object_id": instance.pk,
+        "object_repr": str(instance)[:200],
+        "patient": patient,
+        "form_code": form_code,
+        "reason": reason,
+    }
+
+
+def audit_record_change(
+    *,
+    instance: models.Model,
+    before: dict[str, str] | None,
+    user,
+    patient=None,
+    reason: str = "",
+    form_code: str = "",
+    action: str | None = None,
+) -> list[AuditEntry]:
+    """Write one row per field whose value changed (every non-empty field on create)."""
+    after = snapshot(instance)
+    if action is None:
+        action = AuditEntry.Action.CREATE if before is None else AuditEntry.Action.UPDATE
+    before = before or {}
+    base = _base(
+        instance,
+        user=user,
+        patient=patient,
+        action=action,
+        reason=reason,
+        form_code=form_code or getattr(instance, "crf_code", ""),
+    )
+    rows = [
+        AuditEntry(field_name=name, old_value=before.get(name, ""), new_value=value, **base)
+        for name, value in after.items()
+        if before.get(name, "") != value
+    ]
+    return AuditEntry.objects.bulk_create(rows)
+
+
+@contextmanager
+def app_write():
+    """Tell PostgreSQL's capture trigger that this write is audited by the application, so it
+    is recorded once (with user and reason) and not a second time as an anonymous database
+    change. Transaction-local, and reset right after: a QuerySet.update() or raw SQL later in
+    the same transaction is still captured by the trigger."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('edc.audit_context', 'app', true)")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('edc.audit_context', '', true)")
+
+
+def audited_save(
+    instance: models.Model,
+    *,
+    user,
+    patient=None,
+    reason: str = "",
+    form_code: str = "",
+    action: str | None = None,
+) -> list[AuditEntry]:
+    """Save a clinical record and write its audit rows, as one unit. The only way services
+    write clinical rows."""
+    with transaction.atomic():
+        before = None
+        if instance.pk is not None:
+            before = snapshot(type(instance)._base_manager.get(pk=instance.pk))
+        if user is not None and hasattr(instance, "updated_by_id"):
+            if instance.pk is None:
+                instance.created_by = user
+            instance.updated_by = user
+        with app_write():
+            instance.save()
+        return audit_record_change(
+            instance=instance,
+            before=before,
+            user=user,
+            patient=patient,
+            reason=reason,
+            form_code=form_code,
+            action=action,
+        )
+
+
+def referenced_id(text: str) -> int | None:
+    """The id in an audit value of a reference: "BEN-001 SCR (#12)" (or a bare "12", as the
+    database trigger writes it) -> 12."""
+    text = text.strip()
+    if text.endswith(")") and "(#" in text:
+        text = text[text.rindex("(#") + 2 : -1]
+    return int(text) if text.isdigit() else None

@@ -1,0 +1,154 @@
+"""Authentication and access-change events, from Django's and django-axes' own signals."""
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.core.mail import send_mail
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
+from django.dispatch import receiver
+
+from core.request_source import client_ip, current_request
+
+from .models import AuthEvent
+
+
+def log_auth_event(
+    *, kind: str, username: str, user=None, request=None, detail: str = ""
+) -> AuthEvent:
+    # Role and site changes come from model signals, which have no request: the one being
+    # served says who made the change and from where (an admin in the admin site).
+    request = request if request is not None else current_request()
+    actor = getattr(request, "user", None) if request is not None else None
+    actor_name = actor.get_username() if actor is not None and actor.is_authenticated else ""
+    return AuthEvent.objects.create(
+        kind=kind,
+        username=username or "",
+        user=user,
+        ip_address=client_ip(request) if request is not None else None,
+        user_agent=request.META.get("HTTP_USER_AGENT", "")[:300] if request is not None else "",
+        actor_name=actor_name,
+        detail=detail,
+    )
+
+
+@receiver(user_logged_in)
+def _logged_in(sender, request, user, **kwargs):
+    log_auth_event(
+        kind=AuthEvent.Kind.LOGIN, username=user.get_username(), user=user, request=request
+    )
+
+
+@receiver(user_logged_out)
+def _logged_out(sender, request, user, **kwargs):
+    if user is not None:
+        log_auth_event(
+            kind=AuthEvent.Kind.LOGOUT, username=user.get_username(), user=user, request=request
+        )
+
+
+@receiver(user_login_failed)
+def _login_failed(sender, credentials, request=None, **kwargs):
+    log_auth_event(
+        kind=AuthEvent.Kind.LOGIN_FAILED, username=credentials.get("username", ""), request=request
+    )
+
+
+def _alert_admins(subject: str, body: str) -> None:
+    """21 CFR 11.300(d): attempted unauthorised use is reported at once to the administrators."""
+    recipients = list(
+        get_user_model()
+        .objects.filter(groups__name="Admin", is_active=True)
+        .exclude(email="")
+        .values_list("email", flat=True)
+    )
+    if recipients:
+        send_mail(subject, body, None, recipients, fail_silently=True)
+
+
+def _locked_out(sender, request, username, ip_address, **kwargs):
+    log_auth_event(
+        kind=AuthEvent.Kind.LOCKOUT,
+        username=username or "",
+        request=request,
+        detail=f"Locked after repeated failed attempts from {ip_address}.",
+    )
+    _alert_admins(
+        f"EDC account locked: {username}",
+        f"The account '{username}' was locked after repeated failed logins or signatures "
+        f"(last attempt from {ip_address}). Unlock it in the admin (Access attempts) once "
+        "you have checked with the user.",
+    )
+
+
+def connect_axes():
+    from axes.signals import user_locked_out
+
+    user_locked_out.connect(_locked_out, dispatch_uid="audit_locked_out")
+
+
+@receiver(m2m_changed, sender=get_user_model().groups.through)
+def _roles_changed(sender, instance, action, pk_set, **kwargs):
+    if action not in ("post_add", "post_remove", "post_clear") or not isinstance(
+        instance, get_user_model()
+    ):
+        return
+    names = ", ".join(Group.objects.filter(pk__in=pk_set or []).values_list("name", flat=True))
+    verb = {"post_add": "added", "post_remove": "removed", "post_clear": "cleared"}[action]
+    log_auth_event(
+        kind=AuthEvent.Kind.ROLE_CHANGE,
+        username=instance.get_username(),
+        user=instance,
+        detail=f"roles {verb}: {names}".strip(),
+    )
+
+
+def _membership_saved(sender, instance, created, **kwargs):
+    if created:
+        log_auth_event(
+            kind=AuthEvent.Kind.SITE_CHANGE,
+            username=instance.user.get_username(),
+            user=instance.user,
+            detail=f"site added: {instance.site.code}",
+        )
+
+
+def _membership_deleted(sender, instance, **kwargs):
+    log_auth_event(
+        kind=AuthEvent.Kind.SITE_CHANGE,
+        username=instance.user.get_username(),
+        user=instance.user,
+        detail=f"site removed: {instance.site.code}",
+    )
+
+
+def connect_memberships():
+    from trial.models import SiteMembership
+
+    post_save.connect(_membership_saved, sender=SiteMembership, dispatch_uid="audit_site_added")
+    post_delete.connect(
+        _membership_deleted, sender=SiteMembership, dispatch_uid="audit_site_removed"
+    )
+
+
+@receiver(pre_save, sender=get_user_model())
+def _account_activation(sender, instance, **kwargs):
+    if instance.pk is None:
+        return
+    was_active = sender.objects.filter(pk=instance.pk).values_list("is_active", flat=True).first()
+    if was_active is not None and was_active != instance.is_active:
+        state = "activated" if instance.is_active else "deactivated"
+        log_auth_event(
+            kind=AuthEvent.Kind.ACCOUNT_CHANGE,
+            username=instance.get_username(),
+            user=instance,
+            detail=f"account {state}",
+        )
+
+
+@receiver(pre_delete, sender=get_user_model())
+def _users_are_never_deleted(sender, instance, **kwargs):
+    """21 CFR 11.100(a): an account is deactivated, never deleted, so its username (and the
+    signatures made with it) can never be reassigned."""
+    raise PermissionError(
+        f"User accounts are deactivated, never deleted ({instance.get_username()})."
+    )

@@ -1,0 +1,58 @@
+from django import forms
+
+from .models import Signature, SignatureAgreement
+
+
+class QueryOpenForm(forms.Form):
+    field_name = forms.ChoiceField(label="Field", required=False)
+    question = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
+
+    def __init__(self, *args, record, **kwargs):
+        super().__init__(*args, **kwargs)
+        fields = [
+            (f.name, str(f.verbose_name))
+            for f in type(record)._meta.concrete_fields
+            if f.editable and f.name not in ("visit", "created_by", "updated_by")
+        ]
+        self.fields["field_name"].choices = [("", "The whole form")] + fields
+
+
+class QueryReplyForm(forms.Form):
+    text = forms.CharField(
+        label="Message", widget=forms.Textarea(attrs={"rows": 3}), required=False
+    )
+
+
+class SignForm(forms.Form):
+    """Both signature components are asked every time (21 CFR 11.200, strictest reading). A
+    first-time signer also accepts the signature agreement (the service enforces it)."""
+
+    username = forms.CharField(label="User name")
+    password = forms.CharField(widget=forms.PasswordInput)
+    meaning = forms.ChoiceField(
+        choices=Signature.Meaning.choices,
+        widget=forms.RadioSelect,
+        initial=Signature.Meaning.INVESTIGATOR_APPROVAL,
+    )
+    agree = forms.BooleanField(
+        label=SignatureAgreement.STATEMENT,
+        required=False,
+        help_text="Asked once, before your first electronic signature; it is kept on record.",
+    )
+
+    def __init__(self, *args, first_signature: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not first_signature:
+            del self.fields["agree"]
+
+
+class UnlockForm(forms.Form):
+    reason = forms.CharField(label="Reason for unlocking", widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class AccessReviewForm(forms.Form):
+    note = forms.CharField(
+        label="Review note",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="What you checked, found and did (e.g. 'bob deactivated: left the study').",
+    )

@@ -1,0 +1,511 @@
+"""Reads for monitors: what a signature covers and whether it still holds, open queries,
+the consent audit; for administrators, the user access list."""
+
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Min, Q, QuerySet
+
+from audit.models import AuthEvent
+from audit.services import snapshot
+from core import crf
+from patients.models import Patient, Visit
+from patients.selectors import consent_status
+from trial.selectors import current_consent_version, sites_for_user
+
+from .models import (
+    AccessReview,
+    AuditTrailReview,
+    DataQuery,
+    Signature,
+    SourceVerification,
+)
+
+# ---- signatures ------------------------------------------------------------------------------
+
+
+def covered_records(*, patient: Patient, visit: Visit | None = None) -> list:
+    """Live CRF records of one visit, or of the whole casebook; one query per CRF type."""
+    definitions = {c for v in patient.site.protocol.visits.all() for c, _ in v.expected_forms}
+    records = []
+    for code in sorted(c for c in definitions if crf.is_registered(c)):
+        qs = crf.get(code).model.objects.filter(visit__patient=patient, voided_at__isnull=True)
+        if visit is not None:
+            qs = qs.filter(visit=visit)
+        records += list(qs.select_related("visit__definition"))
+    return sorted(records, key=record_order)
+
+
+def record_order(record) -> tuple:
+    return (record.visit.definition.order, record.visit.sequence, record.crf_code, record.sequence)
+
+
+def covered_logs(*, patient: Patient) -> list:
+    """The patient's logs, which a casebook signature covers too: adverse events and
+    concomitant medications, voided entries included (a void is a change of the log)."""
+    from followup.models import AdverseEvent, ConcomitantMedication
+
+    return [
+        *AdverseEvent.objects.filter(patient=patient).order_by("number"),
+        *ConcomitantMedication.objects.filter(patient=patient).order_by("number"),
+    ]
+
+
+def canonical_hash(records: list, logs: list = ()) -> str:
+    """SHA-256 of a canonical serialisation of the data (ODM: a signature covers all clinical
+    data of the entity at signing time): the forms, and for a casebook the logs."""
+    payload = [
+        {
+            "visit": r.visit.label,
+            "form": r.crf_code,
+            "sequence": r.sequence,
+            "data": snapshot(r, readable=False),
+        }
+        for r in records
+    ]
+    payload += [
+        {
+            "log": entry._meta.label_lower,
+            "number": entry.number,
+            "data": snapshot(entry, readable=False),
+        }
+        for entry in logs
+    ]
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def covered_summary(records: list, logs: list = ()) -> list[list]:
+    """What a signature covers: [visit, form, sequence, id] per form, then ["log", model,
+    number, id] per log entry."""
+    return [[r.visit.label, r.crf_code, r.sequence, r.pk] for r in records] + [
+        ["log", entry._meta.label_lower, entry.number, entry.pk] for entry in logs
+    ]
+
+
+def signature_status(signature: Signature, records: list | None = None) -> str:
+    """valid | voided (unlocked by an admin) | invalidated (data changed since signing, e.g.
+    outside the application). `records`: the patient's live records, if already loaded."""
+    if hasattr(signature, "revocation"):
+        return "voided"
+    if records is None:
+        covered = covered_records(patient=signature.patient, visit=signature.visit)
+    else:
+        covered = sorted(
+            (r for r in records if signature.visit_id is None or r.visit_id == signature.visit_id),
+            key=record_order,
+        )
+    logs = covered_logs(patient=signature.patient) if signature.visit_id is None else []
+    return "valid" if canonical_hash(covered, logs) == signature.record_hash else "invalidated"
+
+
+def locking_signature(*, visit: Visit) -> Signature | None:
+    """The signature that locks this visit, if any (visit or casebook, not unlocked)."""
+    return (
+        Signature.objects.filter(
+            Q(visit=visit) | Q(scope=Signature.Scope.CASEBOOK, patient_id=visit.patient_id)
+        )
+        .filter(revocation__isnull=True)
+        .select_related("visit")
+        .order_by("-signed_at")
+        .first()
+    )
+
+
+def casebook_signature(*, patient: Patient) -> Signature | None:
+    """The casebook signature of the patient that is not unlocked, if any."""
+    return (
+        Signature.objects.filter(
+            patient=patient, scope=Signature.Scope.CASEBOOK, revocation__isnull=True
+        )
+        .order_by("-signed_at")
+        .first()
+    )
+
+
+def patient_signatures(*, patient: Patient) -> list[Signature]:
+    return list(
+        patient.signatures.select_related("visit__definition", "revocation").order_by("-signed_at")
+    )
+
+
+# ---- queries ---------------------------------------------------------------------------------
+
+
+def open_queries_by_slot(*, patient: Patient) -> dict[tuple[int, str, int], int]:
+    """(visit id, form code, sequence) -> number of open queries, for the patient matrix."""
+    counts: dict[tuple[int, str, int], int] = {}
+    for q in DataQuery.objects.filter(patient=patient).exclude(status=DataQuery.Status.CLOSED):
+        key = (q.visit_id, q.form_code, q.sequence)
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def query_list(*, user, status: str = "", site_code: str = "") -> QuerySet[DataQuery]:
+    qs = DataQuery.objects.for_user(user).select_related(
+        "patient__site", "visit__definition", "raised_by"
+    )
+    if status == "open":
+        qs = qs.exclude(status=DataQuery.Status.CLOSED)
+    elif status:
+        qs = qs.filter(status=status)
+    if site_code:
+        qs = qs.filter(patient__site__code=site_code)
+    return qs.order_by("-created_at")
+
+
+def query_counts(*, user) -> dict[str, int]:
+    """Open and answered queries at the user's sites: one aggregate query."""
+    rows = (
+        DataQuery.objects.for_user(user)
+        .exclude(status=DataQuery.Status.CLOSED)
+        .order_by()
+        .values("status")
+        .annotate(n=Count("id"))
+    )
+    counts = {DataQuery.Status.OPEN: 0, DataQuery.Status.ANSWERED: 0}
+    counts.update({row["status"]: row["n"] for row in rows})
+    return counts
+
+
+def queries_for_record(*, record) -> list[DataQuery]:
+    from django.contrib.contenttypes.models import ContentType
+
+    return list(
+        DataQuery.objects.filter(
+            content_type=ContentType.objects.get_for_model(type(record)), object_id=record.pk
+        )
+        .prefetch_related("messages__author")
+        .order_by("-created_at")
+    )
+
+
+# ---- consent audit ---------------------------------------------------------------------------
+
+
+@dataclass
+class ConsentAuditRow:
+    patient: Patient
+    state: str
+    version: str
+    current_version: str
+    signed_at: object
+    obtained_by: str
+    witness: str
+    document_present: bool
+    withdrawn_on: date | None
+    withdrawal_reason: str
+    first_data_date: date | None
+    data_before_consent: bool
+
+    @property
+    def problems(self) -> list[str]:
+        found = []
+        if self.state == "none":
+            found.append("no consent")
+        if self.state == "reconsent_due":
+            found.append("re-consent due")
+        if self.state != "none" and not self.document_present:
+            found.append("document missing")
+        if self.data_before_consent:
+            found.append("data before consent")
+        return found
+
+
+CONSENT_PROBLEMS = ["no consent", "re-consent due", "document missing", "data before consent"]
+
+
+def earliest_data_dates(*, patients: QuerySet[Patient]) -> dict[int, date]:
+    """Per patient, the earliest date of a CRF that must not precede consent (one query per
+    CRF type)."""
+    earliest: dict[int, date] = {}
+    for definition in crf.all_definitions():
+        if definition.may_precede_consent:
+            continue
+        rows = (
+            definition.model.objects.filter(visit__patient__in=patients, voided_at__isnull=True)
+            .values("visit__patient_id")
+            .annotate(first=Min("assessment_date"))
+        )
+        for row in rows:
+            pid, first = row["visit__patient_id"], row["first"]
+            if first and (pid not in earliest or first < earliest[pid]):
+                earliest[pid] = first
+    return earliest
+
+
+def consent_audit_rows(*, user, site_code: str = "", problem: str = "") -> list[ConsentAuditRow]:
+    patients = (
+        Patient.objects.for_user(user)
+        .select_related("site__protocol")
+        .prefetch_related("consents__consent_version", "consents__obtained_by")
+    )
+    if site_code:
+        patients = patients.filter(site__code=site_code)
+    earliest = earliest_data_dates(patients=patients)
+    current_by_protocol = {}
+    rows = []
+    for patient in patients.order_by("site__code", "number"):
+        protocol_id = patient.site.protocol_id
+        if protocol_id not in current_by_protocol:
+            current_by_protocol[protocol_id] = current_consent_version(
+                protocol=patient.site.protocol
+            )
+        consents = list(patient.consents.all())
+        status = consent_status(
+            patient=patient, consents=consents, current=current_by_protocol[protocol_id]
+        )
+        c = status.consent
+        first = earliest.get(patient.pk)
+        rows.append(
+            ConsentAuditRow(
+                patient=patient,
+                state=status.state,
+                version=c.consent_version.version if c else "",
+                current_version=status.current_version.version if status.current_version else "",
+                signed_at=c.signed_at if c else None,
+                obtained_by=(c.obtained_by.get_full_name() or c.obtained_by.username) if c else "",
+                witness=c.witness_name if c else "",
+                document_present=bool(c and c.document),
+                withdrawn_on=c.withdrawn_on if c else None,
+                withdrawal_reason=c.withdrawal_reason if c else "",
+                first_data_date=first,
+                data_before_consent=bool(
+                    first and (status.first_signed_on is None or first < status.first_signed_on)
+                ),
+            )
+        )
+    if problem:
+        rows = [r for r in rows if problem in r.problems]
+    return rows
+
+
+def visit_is_complete(*, visit: Visit) -> bool:
+    expected = [(c, n) for c, n in visit.definition.expected_forms if crf.is_registered(c)]
+    for code, repeat in expected:
+        count = crf.get(code).model.objects.filter(visit=visit, voided_at__isnull=True).count()
+        if count < repeat:
+            return False
+    return True
+
+
+def annotate_record(*, record, patient: Patient) -> list[tuple[Signature, str]]:
+    """Add open-query counts, source verification and signatures to the patient page's matrix
+    (from data already loaded: three queries in all). Returns [(signature, status)], newest
+    first."""
+    counts = open_queries_by_slot(patient=patient)
+    signatures = patient_signatures(patient=patient)
+    verifications = latest_verifications(SourceVerification.objects.filter(patient=patient))
+    loaded = record.records
+    statuses = [(s, signature_status(s, loaded)) for s in signatures]
+    for row in record.rows:
+        for cell in row.cells:
+            if row.visit is not None:
+                slot = (row.visit.pk, cell.code, cell.sequence)
+                cell.open_queries = counts.get(slot, 0)
+                if cell.record is not None:
+                    cell.sdv = sdv_status(cell.record, verifications.get(slot))
+        for sig, status in statuses:
+            if (
+                row.visit is not None
+                and status != "voided"
+                and (sig.visit_id == row.visit.pk or sig.scope == Signature.Scope.CASEBOOK)
+            ):
+                row.signature, row.signature_status = sig, status
+                break
+    return statuses
+
+
+# ---- user access (administrators) ------------------------------------------------------------
+
+# The AuthEvents that change what a user may do; logins and failures are not access changes.
+ACCESS_CHANGE_KINDS = (
+    AuthEvent.Kind.ROLE_CHANGE,
+    AuthEvent.Kind.SITE_CHANGE,
+    AuthEvent.Kind.ACCOUNT_CHANGE,
+)
+
+
+@dataclass(frozen=True)
+class UserAccess:
+    user: object
+    roles: list[str]
+    sites: list[str]
+    changes: list[AuthEvent]  # newest first
+    # When the user accepted the e-signature agreement (None: has never signed).
+    signature_agreed_at: datetime | None = None
+
+    def as_dict(self) -> dict:
+        """What an access review keeps of this user (and the CSV's columns)."""
+        u = self.user
+        return {
+            "username": u.username,
+            "full_name": u.get_full_name(),
+            "roles": self.roles,
+            "sites": self.sites,
+            "superuser": u.is_superuser,
+            "staff": u.is_staff,
+            "active": u.is_active,
+            "date_joined_utc": u.date_joined.astimezone(UTC).isoformat(),
+            "last_login_utc": u.last_login.astimezone(UTC).isoformat() if u.last_login else "",
+            "signature_agreement_utc": (
+                self.signature_agreed_at.astimezone(UTC).isoformat()
+                if self.signature_agreed_at
+                else ""
+            ),
+        }
+
+
+def user_access_list() -> list[UserAccess]:
+    """Every account (deactivated ones too: nothing is deleted) with its roles, sites and
+    history of access changes (who changed what, when). Four queries whatever the number of
+    users."""
+    users = (
+        get_user_model()
+        .objects.prefetch_related("groups", "site_memberships__site")
+        .select_related("signature_agreement")
+        .order_by("username")
+    )
+    changes: dict[str, list[AuthEvent]] = defaultdict(list)
+    for event in AuthEvent.objects.filter(kind__in=ACCESS_CHANGE_KINDS).order_by(
+        "-timestamp", "-id"
+    ):
+        changes[event.username].append(event)
+    return [
+        UserAccess(
+            user=u,
+            roles=sorted(g.name for g in u.groups.all()),
+            sites=sorted(m.site.code for m in u.site_memberships.all()),
+            changes=changes[u.username],
+            signature_agreed_at=getattr(getattr(u, "signature_agreement", None), "agreed_at", None),
+        )
+        for u in users
+    ]
+
+
+def access_reviews() -> list[AccessReview]:
+    """Every recorded access review, newest first."""
+    return list(AccessReview.objects.select_related("reviewed_by"))
+
+
+# ---- source data verification ----------------------------------------------------------------
+
+
+class SdvStatus:
+    PENDING = "pending"
+    VERIFIED = "verified"
+    CHANGED = "changed"
+
+    LABELS = {
+        PENDING: "Not verified yet",
+        VERIFIED: "Source-verified",
+        CHANGED: "Changed since verification",
+    }
+
+
+def record_values_hash(record) -> str:
+    """SHA-256 of one form's values as stored (ids, not names: the hash must not move when
+    another record is renamed)."""
+    payload = {
+        "form": record.crf_code,
+        "visit": record.visit_id,
+        "sequence": record.sequence,
+        "data": snapshot(record, readable=False),
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def sdv_status(record, verification: SourceVerification | None) -> str:
+    """Verified while the form holds exactly the values verified; changed after any edit (or
+    when the verified form was voided and entered again)."""
+    if verification is None:
+        return SdvStatus.PENDING
+    if verification.record_id != record.pk or verification.record_hash != record_values_hash(
+        record
+    ):
+        return SdvStatus.CHANGED
+    return SdvStatus.VERIFIED
+
+
+def latest_verifications(
+    queryset: QuerySet[SourceVerification],
+) -> dict[tuple[int, str, int], SourceVerification]:
+    """(visit id, form code, sequence) -> the newest verification of that form slot."""
+    latest: dict[tuple[int, str, int], SourceVerification] = {}
+    for v in queryset.select_related("verified_by").order_by("verified_at", "id"):
+        latest[(v.visit_id, v.form_code, v.sequence)] = v
+    return latest
+
+
+@dataclass(frozen=True)
+class SdvRow:
+    record: object
+    status: str
+    verification: SourceVerification | None
+
+    @property
+    def status_label(self) -> str:
+        return SdvStatus.LABELS[self.status]
+
+    @property
+    def form_label(self) -> str:
+        """ "Semen analysis 1" where the visit expects several, as on the patient matrix."""
+        record = self.record
+        repeat = dict(record.visit.definition.expected_forms).get(record.crf_code, 1)
+        return f"{record.crf_title} {record.sequence}" if repeat > 1 else record.crf_title
+
+
+def sdv_worklist(*, user, site_code: str = "") -> list[SdvRow]:
+    """The monitor's list: every live form of the user's sites with its SDV status, the forms
+    still to verify first. One query per form type plus one for the verifications."""
+    patients = Patient.objects.for_user(user)
+    if site_code:
+        patients = patients.filter(site__code=site_code)
+    latest = latest_verifications(
+        SourceVerification.objects.filter(patient__in=patients.values("pk"))
+    )
+    rows = []
+    for definition in crf.all_definitions():
+        records = definition.model.objects.filter(
+            visit__patient__in=patients.values("pk"), voided_at__isnull=True
+        ).select_related("visit__definition", "visit__patient", "visit__patient__site")
+        for record in records:
+            key = (record.visit_id, record.crf_code, record.sequence)
+            verification = latest.get(key)
+            rows.append(SdvRow(record, sdv_status(record, verification), verification))
+    order = {SdvStatus.CHANGED: 0, SdvStatus.PENDING: 1, SdvStatus.VERIFIED: 2}
+    rows.sort(
+        key=lambda r: (
+            order[r.status],
+            r.record.visit.patient.study_id,
+            r.record.visit.definition.order,
+            r.record.crf_code,
+            r.record.sequence,
+        )
+    )
+    return rows
+
+
+def record_sdv(*, record) -> SdvRow:
+    """One form's SDV status, for its page."""
+    verification = (
+        SourceVerification.objects.filter(
+            visit_id=record.visit_id, form_code=record.crf_code, sequence=record.sequence
+        )
+        .select_related("verified_by")
+        .order_by("-verified_at", "-id")
+        .first()
+    )
+    return SdvRow(record, sdv_status(record, verification), verification)
+
+
+def audit_trail_reviews(*, user, limit: int = 20) -> list[AuditTrailReview]:
+    """The recorded audit-trail reviews that cover one of the user's sites, newest first."""
+    mine = {site.code for site in sites_for_user(user=user)}
+    recent = AuditTrailReview.objects.select_related("reviewed_by")[: limit * 5]
+    return [r for r in recent if mine & set(r.sites_covered)][:limit]

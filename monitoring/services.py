@@ -1,0 +1,337 @@
+"""Writes of the monitoring workflow: queries, signatures, unlocks. Each is audited."""
+
+from django.contrib.auth import authenticate
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from audit.models import AuditEntry, AuthEvent
+from audit.services import app_write, audit_record_change, audited_save
+from audit.signals import log_auth_event
+from core import crf
+from patients.models import CrfRecord, Patient, Visit
+from trial.selectors import sites_for_user
+
+from .models import (
+    AccessReview,
+    AuditTrailReview,
+    DataQuery,
+    QueryMessage,
+    Signature,
+    SignatureAgreement,
+    SignatureRevocation,
+    SourceVerification,
+)
+from .selectors import (
+    canonical_hash,
+    casebook_signature,
+    covered_logs,
+    covered_records,
+    covered_summary,
+    locking_signature,
+    record_values_hash,
+    user_access_list,
+    visit_is_complete,
+)
+
+# ---- locking ---------------------------------------------------------------------------------
+
+
+def ensure_not_locked(*, record) -> None:
+    """Write guard (core.guards): a signed visit or casebook is read-only until unlocked. A
+    patient's log (concomitant medications) belongs to no visit: the casebook signature locks it."""
+    if isinstance(record, CrfRecord):
+        signature = locking_signature(visit=record.visit)
+    else:
+        signature = casebook_signature(patient=record.patient)
+    if signature is not None:
+        what = (
+            "The casebook"
+            if signature.scope == Signature.Scope.CASEBOOK
+            else f"Visit {record.visit.label}"
+        )
+        raise ValidationError(
+            f"{what} was signed by {signature.signer_full_name} on "
+            f"{signature.signed_at:%d %b %Y %H:%M} UTC and is locked. An administrator must "
+            "unlock it, with a reason, before data can be changed."
+        )
+
+
+# ---- queries ---------------------------------------------------------------------------------
+
+
+def _query_note(*, query: DataQuery, kind: str, text: str, user) -> QueryMessage:
+    message = QueryMessage(query=query, kind=kind, text=text, author=user)
+    audited_save(
+        message,
+        user=user,
+        patient=query.patient,
+        form_code=query.form_code,
+        action=AuditEntry.Action.QUERY,
+    )
+    return message
+
+
+@transaction.atomic
+def query_open(*, record, field_name: str, question: str, user) -> DataQuery:
+    if not question.strip():
+        raise ValidationError({"question": "Write the question for the site."})
+    if field_name and field_name not in {f.name for f in type(record)._meta.concrete_fields}:
+        raise ValidationError({"field_name": "This form has no such field."})
+    query = DataQuery(
+        patient=record.visit.patient,
+        visit=record.visit,
+        content_type=ContentType.objects.get_for_model(type(record)),
+        object_id=record.pk,
+        form_code=record.crf_code,
+        sequence=record.sequence,
+        field_name=field_name,
+        question=question,
+        raised_by=user,
+    )
+    audited_save(
+        query,
+        user=user,
+        patient=query.patient,
+        form_code=record.crf_code,
+        action=AuditEntry.Action.QUERY,
+    )
+    _query_note(query=query, kind=QueryMessage.Kind.QUESTION, text=question, user=user)
+    return query
+
+
+def _set_status(*, query: DataQuery, status: str, user, reason: str) -> None:
+    query.status = status
+    audited_save(
+        query,
+        user=user,
+        patient=query.patient,
+        form_code=query.form_code,
+        reason=reason,
+        action=AuditEntry.Action.QUERY,
+    )
+
+
+@transaction.atomic
+def query_answer(*, query: DataQuery, text: str, user) -> DataQuery:
+    if query.status == DataQuery.Status.CLOSED:
+        raise ValidationError("This query is closed.")
+    if not text.strip():
+        raise ValidationError({"text": "Write your answer."})
+    _query_note(query=query, kind=QueryMessage.Kind.ANSWER, text=text, user=user)
+    _set_status(query=query, status=DataQuery.Status.ANSWERED, user=user, reason=text)
+    return query
+
+
+@transaction.atomic
+def query_close(*, query: DataQuery, text: str, user) -> DataQuery:
+    if query.status == DataQuery.Status.CLOSED:
+        raise ValidationError("This query is already closed.")
+    _query_note(query=query, kind=QueryMessage.Kind.CLOSE, text=text or "Closed.", user=user)
+    _set_status(query=query, status=DataQuery.Status.CLOSED, user=user, reason=text or "Closed")
+    return query
+
+
+@transaction.atomic
+def query_reopen(*, query: DataQuery, text: str, user) -> DataQuery:
+    if query.status != DataQuery.Status.CLOSED:
+        raise ValidationError("Only a closed query can be re-opened.")
+    if not text.strip():
+        raise ValidationError({"text": "Say why the query is re-opened."})
+    _query_note(query=query, kind=QueryMessage.Kind.REOPEN, text=text, user=user)
+    _set_status(query=query, status=DataQuery.Status.OPEN, user=user, reason=text)
+    return query
+
+
+# ---- signatures ------------------------------------------------------------------------------
+
+
+def _verify_credentials(*, request, user, username: str, password: str) -> None:
+    """21 CFR 11.200: both components, every time. Failures count towards the lockout."""
+    authenticated = authenticate(request, username=username, password=password)
+    if authenticated is None or authenticated.pk != user.pk:
+        log_auth_event(
+            kind=AuthEvent.Kind.SIGNATURE_FAILED,
+            username=username,
+            request=request,
+            detail=f"signature attempt by {user.get_username()}",
+        )
+        raise ValidationError({"password": "User name or password is not correct: not signed."})
+
+
+def signature_sign(
+    *,
+    request,
+    patient: Patient,
+    visit: Visit | None,
+    username: str,
+    password: str,
+    meaning: str,
+    user,
+    agree: bool = False,
+) -> Signature:
+    """`agree`: the signer accepts SignatureAgreement.STATEMENT; needed before a first
+    signature only."""
+    # Outside the signing transaction: a failed attempt stays recorded (log and lockout count).
+    _verify_credentials(request=request, user=user, username=username, password=password)
+    return _signature_create(patient=patient, visit=visit, meaning=meaning, user=user, agree=agree)
+
+
+def has_signature_agreement(*, user) -> bool:
+    return SignatureAgreement.objects.filter(user=user).exists()
+
+
+@transaction.atomic
+def _signature_create(
+    *, patient: Patient, visit: Visit | None, meaning: str, user, agree: bool
+) -> Signature:
+    # 21 CFR 11.10(j)/11.100: a first signature needs the signer's agreement, recorded once,
+    # together with that signature (a refused signature records nothing).
+    if not has_signature_agreement(user=user):
+        if not agree:
+            raise ValidationError(
+                {"agree": "Before your first electronic signature, accept the statement above."}
+            )
+        audited_save(
+            SignatureAgreement(user=user, statement=SignatureAgreement.STATEMENT), user=user
+        )
+    open_queries = DataQuery.objects.filter(patient=patient).exclude(status=DataQuery.Status.CLOSED)
+    if visit is not None:
+        open_queries = open_queries.filter(visit=visit)
+        if not visit_is_complete(visit=visit):
+            raise ValidationError("Every form of the visit must be entered before it is signed.")
+    if open_queries.exists():
+        raise ValidationError(
+            f"{open_queries.count()} data query(ies) are still open: they must be closed first."
+        )
+    scope = Signature.Scope.VISIT if visit is not None else Signature.Scope.CASEBOOK
+    existing = Signature.objects.filter(
+        patient=patient, visit=visit, scope=scope, revocation__isnull=True
+    )
+    if existing.exists():
+        raise ValidationError("This is already signed.")
+    records = covered_records(patient=patient, visit=visit)
+    if not records:
+        raise ValidationError("There is no data to sign.")
+    # A casebook signature vouches for the patient's logs as well as the forms.
+    logs = covered_logs(patient=patient) if visit is None else []
+    signature = Signature(
+        patient=patient,
+        visit=visit,
+        scope=scope,
+        signer=user,
+        signer_full_name=user.get_full_name() or user.get_username(),
+        meaning=meaning,
+        record_hash=canonical_hash(records, logs),
+        covered=covered_summary(records, logs),
+    )
+    signature.full_clean()
+    with app_write():
+        signature.save()
+    audit_record_change(
+        instance=signature,
+        before=None,
+        user=user,
+        patient=patient,
+        action=AuditEntry.Action.SIGN,
+        reason=signature.get_meaning_display(),
+    )
+    return signature
+
+
+@transaction.atomic
+def signature_unlock(*, signature: Signature, reason: str, user) -> SignatureRevocation:
+    """An administrator unlocks signed data for correction: the signature is voided."""
+    if hasattr(signature, "revocation"):
+        raise ValidationError("This signature is already voided.")
+    if not reason.strip():
+        raise ValidationError({"reason": "Give the reason for unlocking."})
+    revocation = SignatureRevocation(signature=signature, revoked_by=user, reason=reason)
+    with app_write():
+        revocation.save()
+    audit_record_change(
+        instance=revocation,
+        before=None,
+        user=user,
+        patient=signature.patient,
+        action=AuditEntry.Action.UNLOCK,
+        reason=reason,
+    )
+    return revocation
+
+
+def record_for_slot(*, visit: Visit, code: str, sequence: int):
+    return (
+        crf.get(code)
+        .model.objects.filter(visit=visit, sequence=sequence, voided_at__isnull=True)
+        .first()
+    )
+
+
+# ---- access review ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def access_review_record(*, user, note: str) -> AccessReview:
+    """An administrator records a periodic access review (ICH E6(R3) 4.3.8), keeping the
+    access list as it stands now. Audited like any record: it appears in the audit trail."""
+    if not note.strip():
+        raise ValidationError({"note": "Write what you checked and found."})
+    review = AccessReview(
+        reviewed_by=user,
+        note=note.strip(),
+        access_list=[row.as_dict() for row in user_access_list()],
+    )
+    audited_save(review, user=user)
+    return review
+
+
+# ---- source data verification ----------------------------------------------------------------
+
+
+def source_verify(*, record, user, note: str = "") -> SourceVerification:
+    """A monitor marks one entered form as checked against the source documents. The values'
+    hash is kept, so any later change shows the form as changed since verification."""
+    if record is None or record.voided_at is not None:
+        raise ValidationError("Only an entered form can be source-verified.")
+    verification = SourceVerification(
+        patient=record.visit.patient,
+        visit=record.visit,
+        form_code=record.crf_code,
+        sequence=record.sequence,
+        record_id=record.pk,
+        record_hash=record_values_hash(record),
+        verified_by=user,
+        note=note.strip(),
+    )
+    audited_save(
+        verification,
+        user=user,
+        patient=verification.patient,
+        form_code=record.crf_code,
+        reason=note.strip(),
+    )
+    return verification
+
+
+# ---- audit-trail review ----------------------------------------------------------------------
+
+
+def audit_trail_review_record(*, user, review, note: str) -> AuditTrailReview:
+    """Record that the audit review page (`review`: audit.review.AuditReview) was gone through
+    for its site and period, with what it found then and the reviewer's note."""
+    if not note.strip():
+        raise ValidationError({"note": "Write what you checked, found and did."})
+    record = AuditTrailReview(
+        reviewed_by=user,
+        site_code=review.site_code,
+        sites_covered=[review.site_code]
+        if review.site_code
+        else [site.code for site in sites_for_user(user=user)],
+        date_from=review.date_from,
+        date_to=review.date_to,
+        findings=review.findings(),
+        note=note.strip(),
+    )
+    audited_save(record, user=user)
+    return record

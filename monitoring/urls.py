@@ -1,0 +1,26 @@
+from django.urls import path
+
+from . import views
+
+app_name = "monitoring"
+urlpatterns = [
+    path("queries/", views.query_list_view, name="query-list"),
+    path("queries/<uuid:query_uuid>/", views.query_detail_view, name="query-detail"),
+    path(
+        "queries/new/<uuid:patient_uuid>/<uuid:visit_uuid>/<slug:code>/<int:sequence>/",
+        views.query_open_view,
+        name="query-open",
+    ),
+    path("sdv/", views.sdv_list_view, name="sdv-list"),
+    path(
+        "sdv/<uuid:patient_uuid>/<uuid:visit_uuid>/<slug:code>/<int:sequence>/",
+        views.source_verify_view,
+        name="source-verify",
+    ),
+    path("sign/<uuid:patient_uuid>/", views.sign_view, name="sign-casebook"),
+    path("sign/<uuid:patient_uuid>/<uuid:visit_uuid>/", views.sign_view, name="sign-visit"),
+    path("signatures/<uuid:signature_uuid>/unlock/", views.unlock_view, name="signature-unlock"),
+    path("consent-audit/", views.consent_audit_view, name="consent-audit"),
+    path("user-access/", views.user_access_view, name="user-access"),
+    path("user-access/review/", views.access_review_record_view, name="access-review-record"),
+]

@@ -1,0 +1,408 @@
+import csv
+from datetime import UTC
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from core import crf
+from core.forms import apply_validation_error
+from core.permissions import role_required
+from core.roles import DATA_ENTRY_ROLES, Role, has_role
+from core.scoping import scoped_object_or_404
+from patients.models import Patient
+from trial.selectors import sites_for_user
+
+from . import services
+from .forms import AccessReviewForm, QueryOpenForm, QueryReplyForm, SignForm, UnlockForm
+from .models import DataQuery, Signature
+from .selectors import (
+    CONSENT_PROBLEMS,
+    SdvStatus,
+    access_reviews,
+    consent_audit_rows,
+    covered_records,
+    query_list,
+    sdv_worklist,
+    user_access_list,
+    visit_is_complete,
+)
+
+MONITOR_ROLES = (Role.MONITOR, Role.ADMIN)
+
+
+def _patient(request, patient_uuid) -> Patient:
+    return scoped_object_or_404(
+        Patient.objects.select_related("site__protocol"), request.user, uuid=patient_uuid
+    )
+
+
+# ---- queries ---------------------------------------------------------------------------------
+
+
+def query_list_view(request):
+    status = request.GET.get("status", "open")
+    queries = query_list(user=request.user, status=status, site_code=request.GET.get("site", ""))
+    return render(
+        request,
+        "monitoring/query_list.html",
+        {
+            "page_obj": Paginator(queries, 50).get_page(request.GET.get("page")),
+            "status": status,
+            "sites": sites_for_user(user=request.user),
+            "site": request.GET.get("site", ""),
+        },
+    )
+
+
+@role_required(Role.MONITOR)
+@require_http_methods(["GET", "POST"])
+def query_open_view(request, patient_uuid, visit_uuid, code, sequence):
+    patient = _patient(request, patient_uuid)
+    visit = get_object_or_404(patient.visits.select_related("definition"), uuid=visit_uuid)
+    if not crf.is_registered(code):
+        raise Http404("Unknown form.")
+    record = services.record_for_slot(visit=visit, code=code, sequence=sequence)
+    if record is None:
+        raise Http404("A query needs an entered form.")
+    form = QueryOpenForm(
+        request.POST or None, record=record, initial={"field_name": request.GET.get("field", "")}
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            query = services.query_open(record=record, user=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            apply_validation_error(form, exc)
+        else:
+            messages.success(request, "Query raised. The site sees it on the patient page.")
+            return redirect("monitoring:query-detail", query_uuid=query.uuid)
+    return render(
+        request,
+        "monitoring/query_open.html",
+        {"patient": patient, "visit": visit, "record": record, "form": form},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def query_detail_view(request, query_uuid):
+    query = scoped_object_or_404(
+        DataQuery.objects.select_related("patient", "visit__definition", "raised_by"),
+        request.user,
+        uuid=query_uuid,
+    )
+    form = QueryReplyForm(request.POST or None)
+    can_answer = has_role(request.user, *DATA_ENTRY_ROLES)
+    can_close = has_role(request.user, Role.MONITOR)
+    if request.method == "POST" and form.is_valid():
+        action = request.POST.get("action")
+        allowed = {"answer": can_answer, "close": can_close, "reopen": can_close}
+        if not allowed.get(action):
+            raise PermissionDenied("Your role cannot do this on a query.")
+        service = {
+            "answer": services.query_answer,
+            "close": services.query_close,
+            "reopen": services.query_reopen,
+        }[action]
+        try:
+            service(query=query, text=form.cleaned_data["text"], user=request.user)
+        except ValidationError as exc:
+            apply_validation_error(form, exc)
+        else:
+            messages.success(request, f"Query {query.get_status_display().lower()}.")
+            return redirect("monitoring:query-detail", query_uuid=query.uuid)
+    return render(
+        request,
+        "monitoring/query_detail.html",
+        {
+            "query": query,
+            "messages_thread": query.messages.select_related("author"),
+            "form": form,
+            "can_answer": can_answer and query.is_open,
+            "can_close": can_close,
+            "form_url": _form_url(query),
+        },
+    )
+
+
+def _form_url(query):
+    from django.urls import reverse
+
+    return reverse(
+        "patients:crf-edit",
+        args=[query.patient.uuid, query.visit.uuid, query.form_code, query.sequence],
+    )
+
+
+# ---- signatures ------------------------------------------------------------------------------
+
+
+@role_required(Role.ANDROLOGIST)
+@require_http_methods(["GET", "POST"])
+def sign_view(request, patient_uuid, visit_uuid=None):
+    patient = _patient(request, patient_uuid)
+    visit = None
+    if visit_uuid is not None:
+        visit = get_object_or_404(patient.visits.select_related("definition"), uuid=visit_uuid)
+    form = SignForm(
+        request.POST or None,
+        initial={"username": request.user.get_username()},
+        first_signature=not services.has_signature_agreement(user=request.user),
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.signature_sign(
+                request=request,
+                patient=patient,
+                visit=visit,
+                user=request.user,
+                **form.cleaned_data,
+            )
+        except ValidationError as exc:
+            apply_validation_error(form, exc)
+        else:
+            what = f"Visit {visit.label}" if visit else "The casebook"
+            messages.success(request, f"{what} signed. Its forms are now locked.")
+            return redirect("patients:patient-detail", patient_uuid=patient.uuid)
+    records = covered_records(patient=patient, visit=visit)
+    return render(
+        request,
+        "monitoring/sign.html",
+        {
+            "patient": patient,
+            "visit": visit,
+            "form": form,
+            "records": records,
+            "complete": visit_is_complete(visit=visit) if visit else True,
+            "open_queries": patient.queries.exclude(status=DataQuery.Status.CLOSED)
+            .filter(**({"visit": visit} if visit else {}))
+            .count(),
+        },
+    )
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def unlock_view(request, signature_uuid):
+    signature = scoped_object_or_404(
+        Signature.objects.select_related("patient"), request.user, uuid=signature_uuid
+    )
+    form = UnlockForm(request.POST)
+    if form.is_valid():
+        try:
+            services.signature_unlock(
+                signature=signature, reason=form.cleaned_data["reason"], user=request.user
+            )
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.warning(
+                request, "Unlocked: the signature is void and the forms can be corrected."
+            )
+    else:
+        messages.error(request, "Give the reason for unlocking.")
+    return redirect("patients:patient-detail", patient_uuid=signature.patient.uuid)
+
+
+# ---- consent audit ---------------------------------------------------------------------------
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def _consent_csv(rows):
+    writer = csv.writer(_Echo())
+    yield writer.writerow(
+        [
+            "study_id",
+            "site",
+            "consent_state",
+            "version_signed",
+            "current_version",
+            "signed_at_utc",
+            "obtained_by",
+            "witness",
+            "document",
+            "withdrawn_on",
+            "withdrawal_reason",
+            "first_data_date",
+            "problems",
+        ]
+    )
+    for r in rows:
+        yield writer.writerow(
+            [
+                r.patient.study_id,
+                r.patient.site.code,
+                r.state,
+                r.version,
+                r.current_version,
+                r.signed_at.astimezone(UTC).isoformat() if r.signed_at else "",
+                r.obtained_by,
+                r.witness,
+                "present" if r.document_present else "missing",
+                r.withdrawn_on.isoformat() if r.withdrawn_on else "",
+                r.withdrawal_reason,
+                r.first_data_date.isoformat() if r.first_data_date else "",
+                "; ".join(r.problems),
+            ]
+        )
+
+
+@role_required(*MONITOR_ROLES)
+def consent_audit_view(request):
+    site, problem = request.GET.get("site", ""), request.GET.get("problem", "")
+    rows = consent_audit_rows(user=request.user, site_code=site, problem=problem)
+    if request.GET.get("format") == "csv":
+        response = StreamingHttpResponse(_consent_csv(rows), content_type="text/csv")
+        response["Content-Disposition"] = 'attachment; filename="consent-audit.csv"'
+        return response
+    return render(
+        request,
+        "monitoring/consent_audit.html",
+        {
+            "rows": rows,
+            "sites": sites_for_user(user=request.user),
+            "site": site,
+            "problem": problem,
+            "problems": CONSENT_PROBLEMS,
+            "before_consent": sum(1 for r in rows if r.data_before_consent),
+        },
+    )
+
+
+# ---- user access (administrators) ------------------------------------------------------------
+
+USER_COLUMNS = [
+    "username",
+    "full_name",
+    "roles",
+    "sites",
+    "superuser",
+    "staff",
+    "active",
+    "date_joined_utc",
+    "last_login_utc",
+    "signature_agreement_utc",
+]
+
+
+def _user_access_csv(rows):
+    writer = csv.writer(_Echo())
+    yield writer.writerow(USER_COLUMNS)
+    for row in rows:
+        values = row.as_dict()
+        values["roles"], values["sites"] = "; ".join(row.roles), "; ".join(row.sites)
+        yield writer.writerow([values[c] for c in USER_COLUMNS])
+
+
+def _access_history_csv(rows):
+    writer = csv.writer(_Echo())
+    yield writer.writerow(["timestamp_utc", "username", "change", "detail", "changed_by", "ip"])
+    for row in rows:
+        for e in row.changes:
+            yield writer.writerow(
+                [
+                    e.timestamp.astimezone(UTC).isoformat(),
+                    e.username,
+                    e.kind,
+                    e.detail,
+                    e.actor_name,
+                    e.ip_address or "",
+                ]
+            )
+
+
+@role_required(Role.ADMIN)
+def user_access_view(request):
+    rows = user_access_list()
+    export = {"csv": _user_access_csv, "history-csv": _access_history_csv}.get(
+        request.GET.get("format", "")
+    )
+    if export is not None:
+        name = "user-access" if export is _user_access_csv else "user-access-history"
+        response = StreamingHttpResponse(export(rows), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+        return response
+    reviews = access_reviews()
+    return render(
+        request,
+        "monitoring/user_access.html",
+        {
+            "rows": rows,
+            "reviews": reviews,
+            "last_review": reviews[0] if reviews else None,
+            "form": AccessReviewForm(),
+        },
+    )
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def access_review_record_view(request):
+    form = AccessReviewForm(request.POST)
+    if form.is_valid():
+        services.access_review_record(user=request.user, note=form.cleaned_data["note"])
+        messages.success(request, "Access review recorded, with the list as it stands now.")
+    else:
+        messages.error(request, "Write what you checked and found: the review was not recorded.")
+    return redirect("monitoring:user-access")
+
+
+# ---- source data verification ----------------------------------------------------------------
+
+
+@role_required(Role.MONITOR)
+@require_POST
+def source_verify_view(request, patient_uuid, visit_uuid, code, sequence):
+    patient = _patient(request, patient_uuid)
+    visit = get_object_or_404(patient.visits.select_related("definition"), uuid=visit_uuid)
+    if not crf.is_registered(code):
+        raise Http404("Unknown form.")
+    record = services.record_for_slot(visit=visit, code=code, sequence=sequence)
+    try:
+        services.source_verify(record=record, user=request.user, note=request.POST.get("note", ""))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"{crf.get(code).title} marked as source-verified.")
+    return redirect(
+        "patients:crf-edit",
+        patient_uuid=patient.uuid,
+        visit_uuid=visit.uuid,
+        code=code,
+        sequence=sequence,
+    )
+
+
+SDV_ROLES = (Role.MONITOR, Role.ADMIN)
+
+
+@role_required(*SDV_ROLES)
+def sdv_list_view(request):
+    """The monitor's worklist: forms changed since verification first, then those not yet
+    verified, then the verified ones."""
+    status = request.GET.get("status", "")
+    if status not in SdvStatus.LABELS:
+        status = ""
+    site = request.GET.get("site", "")
+    every = sdv_worklist(user=request.user, site_code=site)
+    counts = {key: 0 for key in SdvStatus.LABELS}
+    for row in every:
+        counts[row.status] += 1
+    rows = [row for row in every if row.status == status] if status else every
+    return render(
+        request,
+        "monitoring/sdv_list.html",
+        {
+            "page_obj": Paginator(rows, 50).get_page(request.GET.get("page")),
+            "tabs": [(key, label, counts[key]) for key, label in SdvStatus.LABELS.items()],
+            "status": status,
+            "sites": sites_for_user(user=request.user),
+            "site": site,
+        },
+    )
