@@ -1,0 +1,94 @@
+"""A PDF the user waits for is a row with a status the page polls (CONVENTIONS, background
+work): one row per request, claimed by the Celery task with a conditional UPDATE."""
+
+from django.conf import settings
+from django.db import models
+
+from core.models import BaseModel
+
+
+def pdf_job_path(instance, filename):
+    return f"pdf-jobs/{instance.uuid}/{filename}"
+
+
+class PdfJob(BaseModel):
+    class Kind(models.TextChoices):
+        FORM = "form", "One form"
+        VISIT = "visit", "One visit"
+        CASEBOOK = "casebook", "Patient casebook"
+        SITE_CASEBOOKS = "site_casebooks", "Casebooks of a site (ZIP)"
+        STUDY_CASEBOOKS = "study_casebooks", "Casebooks of the study (ZIP)"
+        # The results page as a PDF (reports.exports.results_pdf): one site, or all the
+        # requester's sites when `site` is empty.
+        RESULTS = "results", "Results report"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Being built"
+        DONE = "done", "Ready"
+        FAILED = "failed", "Failed"
+        # The file was deleted after PDF_JOB_RETENTION_DAYS; the row stays as a record.
+        EXPIRED = "expired", "Expired"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+    MULTI_PATIENT = (Kind.SITE_CASEBOOKS, Kind.STUDY_CASEBOOKS)
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="pdf_jobs"
+    )
+    # Targets: the patient (form, visit, casebook), the visit (form, visit), the form slot
+    # (form), the site (the patient's site, or the site of a site ZIP; empty for the study).
+    site = models.ForeignKey(
+        "trial.StudySite", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    patient = models.ForeignKey(
+        "patients.Patient",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="pdf_jobs",
+    )
+    visit = models.ForeignKey(
+        "patients.Visit", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    form_code = models.CharField(max_length=40, blank=True)
+    form_sequence = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Two requests for the same thing by the same user have the same key (see constraint).
+    target_key = models.CharField(max_length=200, editable=False)
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    file = models.FileField(upload_to=pdf_job_path, blank=True, max_length=300)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # A second click while the first job is queued or running cannot add a job.
+            models.UniqueConstraint(
+                fields=["requested_by", "target_key"],
+                condition=models.Q(status__in=["queued", "running"]),
+                name="one_active_pdf_job_per_target",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(progress_done__lte=models.F("progress_total"))
+                | models.Q(progress_total=0),
+                name="pdf_job_progress_within_total",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} ({self.get_status_display()})"
+
+    @property
+    def is_multi_patient(self) -> bool:
+        return self.kind in self.MULTI_PATIENT
+
+    @property
+    def filename(self) -> str:
+        return self.file.name.rsplit("/", 1)[-1] if self.file else ""

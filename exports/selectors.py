@@ -1,0 +1,275 @@
+"""Reads for PDFs and exports. Every patient-scoped query starts from `for_user` (core.scoping);
+patients are read in batches with one query per CRF model per batch, never one per record, so
+a casebook ZIP or an export of the whole study runs a bounded number of queries and keeps at
+most one batch in memory."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Q, QuerySet
+
+from audit.models import AuditEntry
+from core import crf
+from core.roles import RESULTS_ROLES, has_role
+from patients.models import Consent, CrfRecord, Patient, Visit
+from trial.models import StudySite
+
+from .models import PdfJob
+
+PATIENT_BATCH_SIZE = 50
+
+
+# ---- open data queries and signatures (monitoring) --------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpenQuery:
+    """An open data query on one field of one CRF record."""
+
+    patient_id: int
+    form_code: str
+    record_id: int
+    field_name: str
+    text: str
+    raised_by: str
+    raised_at: datetime
+
+
+@dataclass(frozen=True)
+class SignatureLine:
+    """An electronic signature: of one visit (visit_id) or of the whole casebook (None)."""
+
+    patient_id: int
+    visit_id: int | None
+    signer_name: str
+    signed_at: datetime
+    meaning: str
+    # For the ODM file: the signature's id, its signer and its meaning code.
+    signature_id: int | None = None
+    signer_id: int | None = None
+    meaning_code: str = ""
+
+
+def open_queries_for(*, patient_ids: list[int]) -> list[OpenQuery]:
+    """The open (or answered, not yet closed) data queries of these patients, in one query:
+    every CRF PDF marks them next to their field."""
+    from monitoring.models import DataQuery
+
+    rows = (
+        DataQuery.objects.filter(patient_id__in=patient_ids)
+        .exclude(status=DataQuery.Status.CLOSED)
+        .select_related("raised_by")
+        .order_by("created_at")
+    )
+    return [
+        OpenQuery(
+            patient_id=q.patient_id,
+            form_code=q.form_code,
+            record_id=q.object_id,
+            field_name=q.field_name,
+            text=q.question,
+            raised_by=q.raised_by.get_username(),
+            raised_at=q.created_at,
+        )
+        for q in rows
+    ]
+
+
+def signatures_for(*, patient_ids: list[int]) -> list[SignatureLine]:
+    """The signatures of these patients that an admin has not voided, in one query; the PDFs
+    print them in the visit's and the casebook's signature block (21 CFR 11.50: printed name,
+    date and time, meaning)."""
+    from monitoring.models import Signature
+
+    rows = Signature.objects.filter(patient_id__in=patient_ids, revocation__isnull=True).order_by(
+        "signed_at"
+    )
+    return [
+        SignatureLine(
+            patient_id=sig.patient_id,
+            visit_id=sig.visit_id,
+            signer_name=sig.signer_full_name,
+            signed_at=sig.signed_at,
+            meaning=sig.get_meaning_display(),
+            signature_id=sig.pk,
+            signer_id=sig.signer_id,
+            meaning_code=sig.meaning,
+        )
+        for sig in rows
+    ]
+
+
+def adverse_events_for(*, patient_ids: list[int]) -> list:
+    """The adverse-event logs of these patients, in one query (AE number order)."""
+    from followup.models import AdverseEvent
+
+    return list(AdverseEvent.objects.filter(patient_id__in=patient_ids).order_by("number"))
+
+
+def concomitant_medications_for(*, patient_ids: list[int]) -> list:
+    """The concomitant-medication logs of these patients, in one query (number order)."""
+    from followup.models import ConcomitantMedication
+
+    return list(ConcomitantMedication.objects.filter(patient_id__in=patient_ids).order_by("number"))
+
+
+# ---- one patient's record, in batches --------------------------------------------------------
+
+
+@dataclass
+class PatientData:
+    """What a casebook, the analysis dataset and the ODM export need about one patient."""
+
+    patient: Patient
+    visits: list[Visit] = field(default_factory=list)
+    # form code -> live records, in visit order then sequence
+    records: dict[str, list[CrfRecord]] = field(default_factory=dict)
+    consents: list[Consent] = field(default_factory=list)
+    audit: list[AuditEntry] = field(default_factory=list)
+    signatures: list[SignatureLine] = field(default_factory=list)
+    queries: list[OpenQuery] = field(default_factory=list)
+    # The adverse-event log (followup.AdverseEvent), voided events included and marked.
+    adverse_events: list = field(default_factory=list)
+    # The concomitant-medication log (followup.ConcomitantMedication), the same way.
+    concomitant_medications: list = field(default_factory=list)
+
+    def records_at(self, visit: Visit) -> dict[tuple[str, int], CrfRecord]:
+        return {
+            (code, r.sequence): r
+            for code, rows in self.records.items()
+            for r in rows
+            if r.visit_id == visit.pk
+        }
+
+
+def crf_content_types() -> dict[int, str]:
+    """ContentType id -> form code, for every registered CRF model (cached by Django)."""
+    definitions = crf.all_definitions()
+    types = ContentType.objects.get_for_models(*[d.model for d in definitions])
+    return {types[d.model].pk: d.code for d in definitions}
+
+
+def _related_fields(model) -> list[str]:
+    """Foreign keys shown by value (who entered, any FK a CRF adds), loaded in the same query."""
+    return [f.name for f in model._meta.concrete_fields if f.is_relation and f.name != "visit"]
+
+
+def live_records(*, model, patient_ids: list[int]) -> QuerySet:
+    return (
+        model.objects.filter(visit__patient_id__in=patient_ids, voided_at__isnull=True)
+        .select_related(*_related_fields(model))
+        .order_by("visit__definition__order", "visit__sequence", "sequence")
+    )
+
+
+def crf_audit_entries(*, patient_ids: list[int], corrections_only: bool) -> QuerySet:
+    """The audit trail of the patients' CRFs (never of their identifiers or consent scans)."""
+    entries = AuditEntry.objects.filter(
+        patient_id__in=patient_ids, content_type_id__in=list(crf_content_types())
+    )
+    if corrections_only:
+        entries = entries.exclude(action=AuditEntry.Action.CREATE)
+    return entries.order_by("id")
+
+
+def patient_data_batches(
+    *,
+    patients: QuerySet[Patient],
+    audit: str = "corrections",
+    batch_size: int = PATIENT_BATCH_SIZE,
+) -> Iterator[PatientData]:
+    """PatientData for each patient of `patients` (already scoped by the caller), in study-id
+    order. `audit`: "corrections" (changes after first entry, for PDFs), "all" (ODM) or
+    "none". Queries per batch: patients, visits, consents, one per CRF model, audit, hooks."""
+    ids = list(patients.order_by("site__code", "number").values_list("pk", flat=True))
+    definitions = crf.all_definitions()
+    for start in range(0, len(ids), batch_size):
+        chunk = ids[start : start + batch_size]
+        by_id = {
+            p.pk: PatientData(patient=p)
+            for p in Patient.objects.filter(pk__in=chunk).select_related("site", "site__protocol")
+        }
+        for visit in (
+            Visit.objects.filter(patient_id__in=chunk)
+            .select_related("definition")
+            .order_by("definition__order", "sequence")
+        ):
+            by_id[visit.patient_id].visits.append(visit)
+        for consent in (
+            Consent.objects.filter(patient_id__in=chunk)
+            .select_related("consent_version")
+            .order_by("signed_at")
+        ):
+            by_id[consent.patient_id].consents.append(consent)
+        visit_patient = {v.pk: pid for pid, d in by_id.items() for v in d.visits}
+        for definition in definitions:
+            for record in live_records(model=definition.model, patient_ids=chunk):
+                data = by_id[visit_patient[record.visit_id]]
+                data.records.setdefault(definition.code, []).append(record)
+        if audit != "none":
+            for entry in crf_audit_entries(patient_ids=chunk, corrections_only=audit != "all"):
+                by_id[entry.patient_id].audit.append(entry)
+        for line in signatures_for(patient_ids=chunk):
+            by_id[line.patient_id].signatures.append(line)
+        for query in open_queries_for(patient_ids=chunk):
+            by_id[query.patient_id].queries.append(query)
+        for event in adverse_events_for(patient_ids=chunk):
+            by_id[event.patient_id].adverse_events.append(event)
+        for medication in concomitant_medications_for(patient_ids=chunk):
+            by_id[medication.patient_id].concomitant_medications.append(medication)
+        for pk in chunk:
+            yield by_id[pk]
+
+
+def patient_data(*, patient: Patient) -> PatientData:
+    """One patient's record (the caller has already checked the user may see it)."""
+    return next(patient_data_batches(patients=Patient.objects.filter(pk=patient.pk)))
+
+
+FORM_KEY_FIELDS = (
+    "visit__patient__study_id",
+    "visit__patient__site__code",
+    "visit__definition__code",
+    "visit__sequence",
+    "sequence",
+    "assessment_date",
+)
+EXPORT_CHUNK_SIZE = 500
+
+
+def form_values(*, user, code: str, fields: list[str]) -> Iterator[tuple]:
+    """Every live instance of one CRF at the user's sites as tuples (the FORM_KEY_FIELDS, then
+    `fields`), streamed from the database in chunks: memory does not grow with the study."""
+    model = crf.get(code).model
+    return (
+        model.objects.for_user(user)
+        .filter(voided_at__isnull=True)
+        .order_by(
+            "visit__patient__site__code",
+            "visit__patient__number",
+            "visit__definition__order",
+            "visit__sequence",
+            "sequence",
+        )
+        .values_list(*FORM_KEY_FIELDS, *fields)
+        .iterator(chunk_size=EXPORT_CHUNK_SIZE)
+    )
+
+
+# ---- PDF jobs --------------------------------------------------------------------------------
+
+
+def pdf_jobs_for_user(*, user) -> QuerySet[PdfJob]:
+    """The user's own jobs whose patients and sites they may still see (and results reports
+    only while their role may read the results)."""
+    jobs = (
+        PdfJob.objects.filter(requested_by=user)
+        .filter(Q(site__isnull=True) | Q(site__in=StudySite.objects.for_user(user)))
+        .filter(Q(patient__isnull=True) | Q(patient__in=Patient.objects.for_user(user)))
+        .select_related("patient", "site", "visit__definition")
+    )
+    if not has_role(user, *RESULTS_ROLES):
+        jobs = jobs.exclude(kind=PdfJob.Kind.RESULTS)
+    return jobs
