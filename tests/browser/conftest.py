@@ -1,0 +1,63 @@
+"""Playwright driving Debian's Chromium against Django's live server.
+
+Playwright's sync API runs an event loop in the test thread; Django refuses ORM calls in a
+thread with a running loop unless told that this is deliberate (the test thread only sets
+data up and reads results, the server runs in its own thread)."""
+
+import os
+
+import pytest
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server, settings, tmp_path):
+    context = browser.new_context(
+        base_url=live_server.url, viewport={"width": 1400, "height": 1000}
+    )
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def login(page, username, password="correct-horse-battery"):
+    page.goto("/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_selector("[data-testid=whoami]")
+
+
+def click_through(page, target):
+    """Click something that loads a page (a link, a submit button) and wait for that page.
+
+    `page.click` returns once the click is dispatched; reading the page right after can read
+    the old page (the cause of a flaky CI run). Waiting for the navigation makes the next
+    assertion read the page the click loaded."""
+    locator = page.locator(target) if isinstance(target, str) else target
+    with page.expect_navigation():
+        locator.click()

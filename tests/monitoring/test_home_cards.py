@@ -1,0 +1,51 @@
+"""The home page tells each role what needs them: queries to answer for site staff; queries to
+close, the SDV worklist and the last audit-trail review for monitors."""
+
+from django.urls import reverse
+
+from monitoring import services
+from monitoring.models import DataQuery
+from patients.models import Examination
+
+from ..factories import complete_screening
+
+
+def _card(html: str, testid: str) -> str:
+    start = html.index(f'data-testid="{testid}"')
+    return html[start : start + 400]
+
+
+def test_site_staff_see_the_queries_to_answer_and_monitors_those_to_close(
+    client, andrologist, monitor, consented_patient, screening_visit, other_patient
+):
+    complete_screening(screening_visit, andrologist)
+    exam = Examination.objects.get(visit=screening_visit)
+    for question in ("Weight?", "Height?"):
+        services.query_open(record=exam, field_name="", question=question, user=monitor)
+    answered = DataQuery.objects.first()
+    services.query_answer(query=answered, text="Checked", user=andrologist)
+
+    client.force_login(andrologist)
+    html = client.get(reverse("home")).content.decode()
+    assert ">1<" in _card(html, "open-queries") and ">1<" in _card(html, "answered-queries")
+    assert "Open data queries (to answer)" in html
+    assert 'data-testid="last-review"' not in html  # not a monitor's card
+
+    client.force_login(monitor)
+    html = client.get(reverse("home")).content.decode()
+    assert "Answered, to close" in html and "Open the worklist" in html
+    assert "never recorded" in _card(html, "last-review")
+
+
+def test_the_last_recorded_audit_review_shows_for_monitors(client, monitor, site, other_site):
+    from django.utils import timezone
+
+    from audit.review import AuditReview
+
+    today = timezone.localdate()
+    services.audit_trail_review_record(
+        user=monitor, review=AuditReview(user=monitor, date_from=today, date_to=today), note="ok"
+    )
+    client.force_login(monitor)
+    html = client.get(reverse("home")).content.decode()
+    assert f"{today:%d %b %Y} · mona" in _card(html, "last-review")
