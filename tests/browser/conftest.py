@@ -7,6 +7,7 @@ data up and reads results, the server runs in its own thread)."""
 import os
 
 import pytest
+from django.db import connections
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -31,6 +32,13 @@ def browser():
         )
         yield browser
         browser.close()
+        # While Playwright runs, its event loop counts as running in this thread, so Django
+        # (asgiref's Local) keeps this thread's database connections in context-local storage
+        # instead of the thread-local one. Every test after the first browser test used such a
+        # connection; once Playwright stops it is out of Django's sight and is never closed,
+        # and dropping the test database then fails ("being accessed by other users", the CI
+        # failure of session 2). Close it while it can still be seen.
+        connections.close_all()
 
 
 @pytest.fixture
