@@ -6,9 +6,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
         libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY pyproject.toml ./
 COPY . .
-RUN pip install --no-cache-dir .
+# The same pinned versions the test suite passed with.
+RUN pip install --no-cache-dir -c constraints.txt .
 RUN DJANGO_SETTINGS_MODULE=config.settings.production SECRET_KEY=build-only ALLOWED_HOSTS=* \
     python manage.py collectstatic --noinput
 RUN useradd --system --uid 1000 edc && mkdir -p /app/media && chown edc /app/media

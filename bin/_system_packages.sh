@@ -19,11 +19,11 @@ ensure_venv() {
     local python="${PYTHON:-python3.11}"
     command -v "$python" >/dev/null || python=python3
     [ -x .venv/bin/python ] || "$python" -m venv .venv
-    # Reinstall only when pyproject.toml changed since the last install.
+    # Reinstall only when pyproject.toml or the pinned versions changed since the last install.
     local stamp=".venv/.installed${extras}"
-    if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
         .venv/bin/pip install -q --upgrade pip
-        .venv/bin/pip install -q -e ".${extras}"
+        .venv/bin/pip install -q -c constraints.txt -e ".${extras}"
         touch "$stamp"
     fi
 }
