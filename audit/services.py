@@ -39,6 +39,11 @@ def snapshot(instance: models.Model, *, readable: bool = True) -> dict[str, str]
         if field.name in SKIPPED_FIELDS:
             continue
         raw = getattr(instance, field.attname)
+        if isinstance(field, models.DecimalField) and isinstance(raw, Decimal):
+            # As the database will return it: a value typed "24.1" reads "24.10" (2 places),
+            # so the new value of this change is the old value of the next one, and a hash
+            # over a just-saved record equals the hash over the same record read back.
+            raw = raw.quantize(Decimal(1).scaleb(-field.decimal_places))
         if readable and field.is_relation and raw is not None:
             values[field.name] = f"{getattr(instance, field.name)} (#{raw})"
         else:

@@ -151,7 +151,7 @@ def test_a_correction_says_who_changed_what_where_when_and_why(
         for i in root.iterfind(".//odm:ItemData[@TransactionType='Update']", NS)
         if i.get("ItemOID") == "IT.HORMONES.FSH"
     )
-    assert update.get("Value") == "24.1"
+    assert update.get("Value") == "24.10"  # as stored (2 places), like every other value
     audit = update.find("odm:AuditRecord", NS)
     assert audit.find("odm:UserRef", NS).get("UserOID") == f"USR.{andrologist.pk}"
     assert audit.find("odm:LocationRef", NS).get("LocationOID") == "LOC.BEN"
