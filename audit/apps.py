@@ -3,11 +3,16 @@ from django.db.models.signals import post_migrate
 
 
 def _install_triggers(sender, using, **kwargs):
+    from django.conf import settings
     from django.db import connections
 
-    from . import dbtriggers
+    from . import dbroles, dbtriggers
 
     dbtriggers.install(connections[using])
+    # Production: the role the application connects as gets its privileges on every table,
+    # new ones included, and none that could switch these triggers off (audit/dbroles.py).
+    if settings.DATABASE_APP_ROLE:
+        dbroles.app_role_grant(connections[using], settings.DATABASE_APP_ROLE)
 
 
 class AuditConfig(AppConfig):
@@ -19,5 +24,6 @@ class AuditConfig(AppConfig):
 
         signals.connect_axes()
         signals.connect_memberships()
-        # After every migrate (and test database creation): triggers on all clinical tables.
+        # After every migrate (and test database creation): triggers on all clinical tables,
+        # and the application role's privileges.
         post_migrate.connect(_install_triggers, sender=self, dispatch_uid="audit_triggers")

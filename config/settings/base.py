@@ -78,6 +78,11 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 # One request, one transaction: a failing CRF save never leaves half a record behind.
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# PostgreSQL: the role the application connects as when it is not the one that migrates.
+# Set it where migrations run (docker-compose's migrate service): after each migrate that role
+# is granted what the app needs and nothing that could switch the audit triggers off
+# (audit/dbroles.py). Empty: no grants (development, tests, SQLite).
+DATABASE_APP_ROLE = env("DATABASE_APP_ROLE", default="")
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
