@@ -1,8 +1,10 @@
 from django import forms
 from django.utils import timezone
 
+from core.choices import NY
 from core.forms import DATE_INPUT, DATETIME_INPUT, CrfForm
 from trial.models import ConsentVersion, StudySite
+from trial.selectors import active_protocol
 
 from .models import (
     AzfMicrodeletion,
@@ -82,6 +84,9 @@ class ConsentWithdrawForm(forms.Form):
 
 
 class EligibilityForm(CrfForm):
+    """Asks the criteria of the protocol, in its words (Protocol.eligibility_criteria): the
+    slots it does not use are not on the form, nor in the PDFs and exports built from it."""
+
     sections = [
         ("Assessment", ["assessment_date"]),
         ("Inclusion criteria (all must be Yes)", list(Eligibility.INCLUSION)),
@@ -92,6 +97,26 @@ class EligibilityForm(CrfForm):
         model = Eligibility
         fields = ["assessment_date", *Eligibility.INCLUSION, *Eligibility.EXCLUSION]
         labels = {"assessment_date": "Date assessed"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.visit_id:
+            criteria = self.instance.criteria()
+        else:  # a blank form (blank CRF, data dictionary): the deployment's protocol
+            protocol = active_protocol()
+            criteria = (
+                {c["code"].lower(): c for c in protocol.eligibility_criteria} if protocol else {}
+            )
+        for name in (*Eligibility.INCLUSION, *Eligibility.EXCLUSION):
+            if name in criteria:
+                field = self.fields[name]
+                field.label = criteria[name]["text"]
+                field.required = True
+                field.choices = NY.choices  # no blank radio: every criterion is answered
+                field.help_text = criteria[name]["code"]
+            else:
+                del self.fields[name]
+        self.helper.layout = self.build_layout()
 
 
 class MedicalHistoryForm(CrfForm):

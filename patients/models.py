@@ -14,7 +14,7 @@ from core.choices import NY, Laterality
 from core.limits import Limits, soft_limit_flags, validate_hard_limits
 from core.models import BaseModel
 from core.scoping import SiteScopedManager
-from trial.models import ConsentVersion, StudySite, VisitDefinition
+from trial.models import CRITERION_SLOTS, ConsentVersion, StudySite, VisitDefinition
 
 
 def age_on(date_of_birth: date, on: date) -> int:
@@ -189,56 +189,50 @@ def _require_if(condition: bool, value, field: str, message: str, errors: dict) 
 
 
 class Eligibility(CrfRecord):
-    # Inclusion criteria: each must be Yes.
-    primary_infertility = models.CharField("primary infertility", max_length=1, choices=NY.choices)
-    noa_two_years = models.CharField(
-        "non-obstructive azoospermia for at least 2 years", max_length=1, choices=NY.choices
-    )
-    azoospermia_confirmed = models.CharField(
-        "azoospermia confirmed on 3 centrifuged semen analyses", max_length=1, choices=NY.choices
-    )
-    obstruction_excluded = models.CharField(
-        "obstruction excluded on examination", max_length=1, choices=NY.choices
-    )
-    consent_given = models.CharField("informed consent given", max_length=1, choices=NY.choices)
-    # Exclusion criteria: each must be No. (List to be confirmed against the protocol document.)
-    excl_genital_infection = models.CharField(
-        "active genital tract infection", max_length=1, choices=NY.choices
-    )
-    excl_systemic_illness = models.CharField(
-        "major systemic illness or malignancy", max_length=1, choices=NY.choices
-    )
-    excl_bleeding_disorder = models.CharField(
-        "bleeding disorder or anticoagulation (contraindicates marrow aspiration)",
-        max_length=1,
-        choices=NY.choices,
-    )
-    excl_hormone_treatment = models.CharField(
-        "hormonal treatment in the last 3 months", max_length=1, choices=NY.choices
-    )
+    """One answer per eligibility criterion of the protocol (Protocol.eligibility_criteria),
+    so another protocol's criteria are configuration, not code. The answer slots are named as
+    CDISC IETESTCD names the criteria (incl01 answers INCL01); slots the protocol does not use
+    stay blank. Eligible: every inclusion criterion Yes and every exclusion criterion No."""
 
-    INCLUSION = (
-        "primary_infertility",
-        "noa_two_years",
-        "azoospermia_confirmed",
-        "obstruction_excluded",
-        "consent_given",
-    )
-    EXCLUSION = (
-        "excl_genital_infection",
-        "excl_systemic_illness",
-        "excl_bleeding_disorder",
-        "excl_hormone_treatment",
-    )
+    INCLUSION = tuple(f"incl{n:02d}" for n in range(1, CRITERION_SLOTS + 1))
+    EXCLUSION = tuple(f"excl{n:02d}" for n in range(1, CRITERION_SLOTS + 1))
 
     class Meta(CrfRecord.Meta):
         verbose_name_plural = "eligibility"
 
+    def criteria(self) -> dict[str, dict]:
+        """{answer slot: criterion} for the protocol of this patient's site."""
+        return self.visit.patient.site.protocol.criteria_by_slot()
+
+    def clean(self):
+        super().clean()
+        criteria = self.criteria()
+        errors = {}
+        for name in self.INCLUSION + self.EXCLUSION:
+            value = getattr(self, name)
+            if name in criteria and not value:
+                errors[name] = "Answer this criterion (Yes or No)."
+            elif name not in criteria and value:
+                errors[name] = f"The protocol has no criterion {name.upper()}."
+        if errors:
+            raise ValidationError(errors)
+
     @property
     def eligible(self) -> bool:
-        return all(getattr(self, f) == NY.YES for f in self.INCLUSION) and all(
-            getattr(self, f) == NY.NO for f in self.EXCLUSION
+        return all(
+            getattr(self, name) == (NY.YES if c["category"] == "INCLUSION" else NY.NO)
+            for name, c in self.criteria().items()
         )
+
+
+for _name in Eligibility.INCLUSION + Eligibility.EXCLUSION:
+    _kind = "inclusion" if _name.startswith("incl") else "exclusion"
+    Eligibility.add_to_class(
+        _name,
+        models.CharField(
+            f"{_kind} criterion {_name[-2:]}", max_length=1, choices=NY.choices, blank=True
+        ),
+    )
 
 
 class MedicalHistory(CrfRecord):

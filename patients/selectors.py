@@ -106,9 +106,15 @@ def patient_has_valid_consent(*, patient: Patient) -> bool:
 
 
 def _eligible_q() -> Q:
-    return Q(**{f: "Y" for f in Eligibility.INCLUSION}) & Q(
-        **{f: "N" for f in Eligibility.EXCLUSION}
-    )
+    """Eligible, for any protocol: Eligibility.clean() has every criterion the protocol lists
+    answered and every other slot blank, so no inclusion No and no exclusion Yes is enough
+    (INCL01 Yes: a protocol has at least one inclusion criterion)."""
+    refused = Q()
+    for name in Eligibility.INCLUSION:
+        refused |= Q(**{name: "N"})
+    for name in Eligibility.EXCLUSION:
+        refused |= Q(**{name: "Y"})
+    return Q(incl01="Y") & ~refused
 
 
 def _live_rows(code: str):

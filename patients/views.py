@@ -264,7 +264,10 @@ def crf_edit(request, patient_uuid, visit_uuid, code, sequence):
         definition.allowed_after_withdrawal and status.state == "withdrawn"
     )
     can_edit = has_role(request.user, *DATA_ENTRY_ROLES) and entry_open and lock is None
-    form = definition.form_class(request.POST or None, instance=record)
+    # A new record knows its visit from the start: a form may depend on the patient's protocol
+    # (the eligibility criteria).
+    instance = record or definition.model(visit=visit, sequence=sequence)
+    form = definition.form_class(request.POST or None, instance=instance)
     if request.method == "POST":
         if not has_role(request.user, *DATA_ENTRY_ROLES):
             raise PermissionDenied("Your role cannot enter data.")

@@ -5,6 +5,10 @@ from django.utils import timezone
 from core.models import BaseModel
 from core.scoping import SiteScopedManager
 
+# How many inclusion and how many exclusion criteria a protocol may list: the eligibility CRF
+# keeps one answer slot per criterion (patients.Eligibility).
+CRITERION_SLOTS = 10
+
 
 class Protocol(BaseModel):
     registry_id = models.CharField("registry id", max_length=32, unique=True)
@@ -16,9 +20,17 @@ class Protocol(BaseModel):
     reminder_lead_days = models.PositiveSmallIntegerField(
         default=7, help_text="Days before a visit window opens that coordinators are reminded."
     )
+    # The protocol's inclusion and exclusion criteria, as the CDISC trial design (TI domain)
+    # lists them: [{"code": "INCL01", "category": "INCLUSION", "text": "..."}, ...]. The
+    # eligibility CRF asks exactly these (patients.Eligibility keeps one answer per code).
+    eligibility_criteria = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["registry_id"]
+
+    def criteria_by_slot(self) -> dict[str, dict]:
+        """{answer slot of patients.Eligibility ("incl01"): criterion}, in protocol order."""
+        return {c["code"].lower(): c for c in self.eligibility_criteria}
 
     def __str__(self):
         return f"{self.registry_id} ({self.short_name} v{self.version})"

@@ -24,6 +24,7 @@ def protocol_load(*, path: Path) -> Protocol:
             "version": data["version"],
             "extension_step_days": data.get("extension_step_days", 60),
             "reminder_lead_days": data.get("reminder_lead_days", 7),
+            "eligibility_criteria": protocol_file.eligibility_criteria(data),
         },
     )
     for site in data["sites"]:

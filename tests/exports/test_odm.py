@@ -230,8 +230,12 @@ def test_the_metadata_describes_visits_forms_items_ranges_code_lists_and_loinc(
         ("Y", "Yes"),
         ("N", "No"),
     ]
-    eligibility = mdv.find("odm:ItemDef[@OID='IT.ELIGIBILITY.PRIMARY_INFERTILITY']", NS)
+    # Eligibility: the protocol's criteria, in its words; the slots it does not use are absent.
+    eligibility = mdv.find("odm:ItemDef[@OID='IT.ELIGIBILITY.INCL01']", NS)
     assert eligibility.find("odm:CodeListRef", NS).get("CodeListOID") == "CL.NY"
+    assert "Primary infertility" in ElementTree.tostring(eligibility, encoding="unicode")
+    assert mdv.find("odm:ItemDef[@OID='IT.ELIGIBILITY.EXCL04']", NS) is not None
+    assert mdv.find("odm:ItemDef[@OID='IT.ELIGIBILITY.EXCL05']", NS) is None
 
 
 def test_the_odm_export_holds_no_identifier_and_only_the_users_sites(

@@ -265,7 +265,7 @@ def test_a_screen_failure_is_not_expected_on_the_procedure_day(
 ):
     complete_screening(screening_visit, andrologist)
     record = Eligibility.objects.get(visit=screening_visit)
-    record.excl_systemic_illness = "Y"
+    record.excl02 = "Y"  # major systemic illness
     crf_save(record=record, user=andrologist, reason="Diabetes found at work-up")
     client.force_login(andrologist)
     html = client.get(

@@ -196,7 +196,7 @@ def test_a_mosaic_karyotype_needs_the_iscn_string(screening_visit, andrologist):
 def test_eligible_is_computed_from_all_criteria(screening_visit, andrologist):
     assert save_crf("eligibility", screening_visit, andrologist).eligible
     record = Eligibility.objects.get()
-    record.excl_bleeding_disorder = "Y"
+    record.excl03 = "Y"  # bleeding disorder
     assert not record.eligible
 
 
