@@ -20,7 +20,10 @@ class AuditConfig(AppConfig):
     verbose_name = "Audit trail"
 
     def ready(self):
-        from . import signals
+        from . import (
+            checks,  # noqa: F401  (registers the database role check)
+            signals,
+        )
 
         signals.connect_axes()
         signals.connect_memberships()

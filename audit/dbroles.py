@@ -54,3 +54,22 @@ def app_role_grant(connection, role: str) -> None:
             cursor.execute(f"REVOKE DELETE ON {quote(table)} FROM {name}")
         for table in never_changed:
             cursor.execute(f"REVOKE UPDATE ON {quote(table)} FROM {name}")
+
+
+def connected_as_table_owner(connection) -> str:
+    """Why this connection could switch the audit triggers off ("" when it cannot)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT r.rolsuper, pg_has_role(current_user, c.relowner, 'USAGE') "
+            "FROM pg_roles r, pg_class c "
+            "WHERE r.rolname = current_user AND c.oid = to_regclass('audit_auditentry')"
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return ""
+    superuser, owner = row
+    if superuser:
+        return "the application connects as a superuser"
+    if owner:
+        return "the application connects as the owner of the audit tables"
+    return ""

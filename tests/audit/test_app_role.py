@@ -132,3 +132,13 @@ def test_a_missing_or_superuser_role_is_refused_with_a_clear_message(db):
         app_role_grant(connection, "edc_no_such_role")
     with pytest.raises(ImproperlyConfigured, match="superuser"):
         app_role_grant(connection, "postgres")
+
+
+def test_the_deployment_check_warns_when_the_app_connects_as_the_owner(app_role, db):
+    from audit.checks import application_role_cannot_disable_triggers as check
+
+    as_owner = check(None, databases=["default"])
+    assert [w.id for w in as_owner] == ["audit.W001"]
+    assert "owner of the audit tables" in as_owner[0].msg
+    act_as(app_role)
+    assert check(None, databases=["default"]) == []
