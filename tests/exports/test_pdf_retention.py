@@ -55,6 +55,45 @@ def test_a_file_older_than_the_retention_is_deleted_and_its_job_marked_expired(
     assert not os.path.exists(os.path.dirname(default_storage.path(name)))  # its folder too
 
 
+def test_on_a_storage_without_folders_the_file_is_deleted_and_the_job_expired(
+    coordinator, consented_patient, monkeypatch
+):
+    # An object store (S3 and the like) keeps blobs by name and has no path(): Django's base
+    # Storage.path() raises NotImplementedError, and there is no folder to remove.
+    from django.core.files.storage import Storage
+
+    class ObjectStore(Storage):
+        def __init__(self):
+            self.blobs = {}
+
+        def _save(self, name, content):
+            self.blobs[name] = content.read()
+            return name
+
+        def _open(self, name, mode="rb"):
+            return ContentFile(self.blobs[name], name=name)
+
+        def exists(self, name):
+            return name in self.blobs
+
+        def delete(self, name):
+            self.blobs.pop(name, None)
+
+    storage = ObjectStore()
+    monkeypatch.setattr(PdfJob._meta.get_field("file"), "storage", storage)
+    job = finished_job(coordinator, consented_patient, finished_at=NOW - timedelta(days=15))
+    name = job.file.name
+    assert storage.exists(name)
+    with pytest.raises(NotImplementedError):
+        storage.path(name)
+
+    assert services.pdf_jobs_expire(now=NOW) == 1
+
+    job.refresh_from_db()
+    assert (job.status, job.file.name) == ("expired", "")
+    assert not storage.exists(name)
+
+
 def test_a_recent_file_and_jobs_not_done_are_kept(coordinator, consented_patient, screening_visit):
     recent = finished_job(
         coordinator, consented_patient, finished_at=NOW - timedelta(days=13, hours=23)
