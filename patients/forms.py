@@ -104,9 +104,7 @@ class EligibilityForm(CrfForm):
             criteria = self.instance.criteria()
         else:  # a blank form (blank CRF, data dictionary): the deployment's protocol
             protocol = active_protocol()
-            criteria = (
-                {c["code"].lower(): c for c in protocol.eligibility_criteria} if protocol else {}
-            )
+            criteria = protocol.criteria_by_slot() if protocol else {}
         for name in (*Eligibility.INCLUSION, *Eligibility.EXCLUSION):
             if name in criteria:
                 field = self.fields[name]

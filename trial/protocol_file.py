@@ -83,6 +83,12 @@ def _criteria_problems(eligibility, *, required: bool) -> list[str]:
     for category, pattern in CRITERION_CODE.items():
         seen = set()
         for criterion in eligibility.get(category, []):
+            if not isinstance(criterion, dict):
+                errors.append(
+                    f"eligibility: each {category} criterion is "
+                    '{"code": ..., "text": ...}, not ' + repr(criterion)
+                )
+                continue
             code = criterion.get("code", "")
             match = pattern.match(code)
             if not match or not 1 <= int(match.group(1)) <= CRITERION_SLOTS:

@@ -1,6 +1,8 @@
 """The eligibility form asks the criteria the protocol file lists, in its words: another
 protocol's criteria are configuration, not code (CDISC IE codes INCL01.., EXCL01..)."""
 
+import csv
+import io
 import json
 import re
 from datetime import timedelta
@@ -134,6 +136,7 @@ def test_the_stage_follows_the_criteria_of_each_patients_protocol(
             {"inclusion": [{"code": "INCL01", "text": "a"}], "exclusion": [{"code": "EXCL01"}]},
             "EXCL01 has no text",
         ),
+        ({"inclusion": ["Primary infertility"]}, 'is {"code": ..., "text": ...}, not'),
     ],
 )
 def test_a_protocol_file_with_broken_criteria_is_refused(settings, eligibility, message):
@@ -143,3 +146,31 @@ def test_a_protocol_file_with_broken_criteria_is_refused(settings, eligibility, 
         data["eligibility"] = eligibility
     errors, _warnings = protocol_file.problems(data)
     assert any(message in e for e in errors), errors
+
+
+def test_the_coordinators_exports_carry_the_protocols_criteria(
+    client, coordinator, screening_visit, andrologist
+):
+    save_crf("eligibility", screening_visit, andrologist, excl03="Y")
+    client.force_login(coordinator)
+
+    def rows(name, *args):
+        response = client.get(reverse(name, args=args))
+        assert response.status_code == 200
+        text = b"".join(response.streaming_content).decode()
+        return list(csv.DictReader(io.StringIO(text)))
+
+    (record,) = rows("exports:form-csv", "eligibility")
+    assert (record["incl01"], record["excl03"]) == ("Y", "Y")
+    assert "incl06" not in record and "excl05" not in record  # slots the protocol does not use
+    dictionary = {
+        r["variable"]: r
+        for r in rows("exports:dictionary-csv")
+        if r["dataset"] == "eligibility.csv"
+    }
+    assert dictionary["excl03"]["label"].startswith("Bleeding disorder")
+    assert (dictionary["incl01"]["code_list"], dictionary["incl01"]["codes"]) == (
+        "NY",
+        "Y=Yes | N=No",
+    )
+    assert "incl06" not in dictionary
