@@ -1,6 +1,10 @@
+from django.contrib.auth.decorators import login_not_required
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Count
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 
 from core.roles import Role, has_role
 from followup.selectors import appointments_due_counts
@@ -36,3 +40,19 @@ def home(request):
             else None,
         },
     )
+
+
+@login_not_required
+@never_cache
+@transaction.non_atomic_requests
+def healthz(request):
+    """For docker-compose's web healthcheck and any load balancer: 200 "ok" when the database
+    answers `SELECT 1`, 503 when it does not. No login, no session, nothing written; outside
+    ATOMIC_REQUESTS, whose transaction would fail on a dead database before the view runs."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError:
+        return HttpResponse("database unavailable", status=503, content_type="text/plain")
+    return HttpResponse("ok", content_type="text/plain")
