@@ -4,7 +4,7 @@ patients built through the real services."""
 
 import os
 import shutil
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from django.conf import settings
@@ -18,6 +18,38 @@ from patients import services
 from trial.services import protocol_load, site_membership_add
 
 REQUIRE_FULL_RUN = os.environ.get("EDC_REQUIRE_FULL_RUN") == "1"
+
+# Every test runs at this instant unless it moves the clock itself (the `time_machine`
+# fixture): a Wednesday, 10:00 in Cairo, outside daylight-saving time. `--clock` runs the
+# whole suite at another instant (CI adds a night and a Friday), so no result may depend on
+# the hour, the weekday or the machine's time zone.
+DEFAULT_CLOCK = "2026-03-11T08:00:00Z"
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--clock",
+        default=os.environ.get("EDC_TEST_CLOCK", DEFAULT_CLOCK),
+        help="ISO 8601 instant every test starts at (default %(default)s, or EDC_TEST_CLOCK)",
+    )
+
+
+def pytest_report_header(config):
+    return f"clock pinned at {config.getoption('--clock')} (tests/conftest.py)"
+
+
+def clock_instant(value: str) -> datetime:
+    instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if instant.tzinfo is None:
+        raise pytest.UsageError(f"--clock needs a time zone (e.g. ...Z): {value!r}")
+    return instant.astimezone(UTC)
+
+
+@pytest.fixture(autouse=True)
+def _pinned_clock(request, time_machine):
+    """Start every test at the pinned instant. The clock then ticks on (timeouts, Celery and
+    the browser still see time pass); a test moves it with `time_machine.move_to(...)`."""
+    time_machine.move_to(clock_instant(request.config.getoption("--clock")), tick=True)
 
 
 def _skip_reasons(item) -> list[str]:
@@ -135,13 +167,17 @@ def enrol(site, user, *, name="Test Patient", age=32, days_ago=30):
 def give_consent(patient, user, *, days_ago=30, version=None):
     from trial.selectors import current_consent_version
 
-    signed = datetime.combine(timezone.localdate() - timedelta(days=days_ago), time(9, 30))
+    signed = timezone.make_aware(
+        datetime.combine(timezone.localdate() - timedelta(days=days_ago), time(9, 30))
+    )
+    # "Today at 09:30" is still ahead before 09:30 (a run at night): then it is signed now.
+    signed = min(signed, timezone.localtime().replace(second=0, microsecond=0))
     return services.consent_record(
         patient=patient,
         user=user,
         obtained_by=user,
         consent_version=version or current_consent_version(protocol=patient.site.protocol),
-        signed_at=timezone.make_aware(signed),
+        signed_at=signed,
         witness_name="W. Itness",
         patient_copy_given=True,
     )
@@ -173,3 +209,17 @@ def screening_visit(consented_patient):
 @pytest.fixture
 def is_postgres():
     return connection.vendor == "postgresql"
+
+
+@pytest.fixture
+def office_hours(time_machine):
+    """For a test whose own data must be entered in working hours (the audit review flags
+    the night and the weekend): move the clock to 10:00 in Cairo on the last Wednesday
+    before the pinned instant. Ask for it before the fixtures that write data."""
+    now = timezone.localtime()
+    wednesday = now.date() - timedelta(days=(now.isoweekday() - 3) % 7)
+    moment = timezone.make_aware(datetime.combine(wednesday, time(10, 0)))
+    if moment > now:
+        moment -= timedelta(days=7)
+    time_machine.move_to(moment, tick=True)
+    return moment

@@ -10,9 +10,18 @@ def today_minus(days):
     return timezone.localdate() - timedelta(days=days)
 
 
+class DaysAgo(int):
+    """A date written as days before "today", resolved when a test asks for the values:
+    computed at import time it would be the real date, not the test's pinned clock."""
+
+
+def _resolved(value):
+    return today_minus(value) if isinstance(value, DaysAgo) else value
+
+
 VALID = {
     "eligibility": {
-        "assessment_date": today_minus(1),
+        "assessment_date": DaysAgo(1),
         "incl01": "Y",
         "incl02": "Y",
         "incl03": "Y",
@@ -24,7 +33,7 @@ VALID = {
         "excl04": "N",
     },
     "medical_history": {
-        "assessment_date": today_minus(20),
+        "assessment_date": DaysAgo(20),
         "wife_age": 28,
         "marriage_duration_years": Decimal("4"),
         "previous_marriage": "N",
@@ -43,7 +52,7 @@ VALID = {
         "hypertension": "N",
     },
     "examination": {
-        "assessment_date": today_minus(20),
+        "assessment_date": DaysAgo(20),
         "height_cm": Decimal("176"),
         "weight_kg": Decimal("80"),
         "volume_method": "ORCHIDOMETERY",
@@ -66,7 +75,7 @@ VALID = {
         "congenital_malformation": "N",
     },
     "semen_analysis": {
-        "assessment_date": today_minus(15),
+        "assessment_date": DaysAgo(15),
         "abstinence_days": 3,
         "volume_ml": Decimal("2.5"),
         "ph": Decimal("7.6"),
@@ -75,15 +84,15 @@ VALID = {
         "concentration": Decimal("0"),
     },
     "hormones": {
-        "assessment_date": today_minus(15),
+        "assessment_date": DaysAgo(15),
         "fsh": Decimal("22.5"),
         "lh": Decimal("9.8"),
         "testosterone": Decimal("3.2"),
     },
-    "karyotype": {"assessment_date": today_minus(300), "result": "46,XY"},
-    "azf": {"assessment_date": today_minus(300), "result": "NONE"},
+    "karyotype": {"assessment_date": DaysAgo(300), "result": "46,XY"},
+    "azf": {"assessment_date": DaysAgo(300), "result": "NONE"},
     "biopsy": {
-        "assessment_date": today_minus(500),
+        "assessment_date": DaysAgo(500),
         "side": "BILATERAL",
         "histology": "SCOS",
         "johnsen_score": Decimal("2"),
@@ -92,7 +101,7 @@ VALID = {
 
 
 def crf_values(code, **changes):
-    values = dict(VALID[code])
+    values = {name: _resolved(value) for name, value in VALID[code].items()}
     values.update(changes)
     return values
 

@@ -136,7 +136,8 @@ def test_T_ES_02_signatures_and_open_queries_are_printed_where_they_belong(
         record=m4_hormones, field_name="lh", question="Please confirm LH units", user=monitor
     )
     text = pdf_text(_pdf(full_patient, coordinator), tmp_path)
-    raised_on = timezone.localdate()
+    # Every date on a CRF PDF is UTC (the document says so): the query's date too.
+    raised_on = timezone.now().astimezone(UTC).date()
     assert f"OPEN QUERY: Please confirm LH units (mona, {raised_on:%d %b %Y})" in text
     signed = signature.signed_at.astimezone(UTC)
     assert signature.signer_full_name in text and f"{signed:%d %b %Y %H:%M} UTC" in text

@@ -4,7 +4,7 @@ them and marks the job expired; the job page says so and asks for a new file."""
 import os
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from celery.schedules import crontab
@@ -12,7 +12,6 @@ from django.conf import settings as django_settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.urls import reverse
-from django.utils import timezone
 
 from exports import services
 from exports.models import PdfJob
@@ -20,7 +19,8 @@ from exports.tasks import expire_pdf_job_files
 
 from .conftest import ask_again_form
 
-NOW = timezone.now()
+# A fixed instant, not the import-time clock: the tests pass it to pdf_jobs_expire(now=...).
+NOW = datetime(2026, 3, 11, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,9 @@ from ..audit.test_part11 import _sign
 from ..factories import complete_screening
 from ..followup.factories import ae_values, cm_values
 
-YESTERDAY = timezone.localdate() - timedelta(days=1)
+
+def yesterday():
+    return timezone.localdate() - timedelta(days=1)
 
 
 def test_the_casebook_signature_lists_and_hashes_the_log_entries(
@@ -22,7 +24,7 @@ def test_the_casebook_signature_lists_and_hashes_the_log_entries(
 ):
     complete_screening(screening_visit, andrologist)
     medication = concomitant_medication_create(
-        patient=consented_patient, data=cm_values(start=YESTERDAY), user=andrologist
+        patient=consented_patient, data=cm_values(start=yesterday()), user=andrologist
     )
     signature = _sign(rf, andrologist, consented_patient)
     assert ["log", "followup.concomitantmedication", 1, medication.pk] in signature.covered
@@ -41,7 +43,7 @@ def test_an_adverse_event_after_the_casebook_signature_asks_for_a_new_signature(
     casebook = _sign(rf, andrologist, consented_patient)
     # Safety data is never blocked by a signature; the investigator re-signs after review.
     adverse_event_create(
-        patient=consented_patient, data=ae_values(onset=YESTERDAY), user=andrologist
+        patient=consented_patient, data=ae_values(onset=yesterday()), user=andrologist
     )
     assert signature_status(casebook) == "invalidated"
     assert signature_status(visit_signature) == "valid"  # a visit signature covers its forms
