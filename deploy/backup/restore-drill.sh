@@ -76,7 +76,7 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
-psql -X -q -v ON_ERROR_STOP=1 -d "$admin_url" \
+psql -X -q -v ON_ERROR_STOP=1 -d "$admin_url" -c "SET client_min_messages = warning" \
     -c "DROP DATABASE IF EXISTS \"$DRILL_DATABASE\"" \
     -c "CREATE DATABASE \"$DRILL_DATABASE\" TEMPLATE template0 ENCODING 'UTF8'" \
     || fail "cannot create the scratch database $DRILL_DATABASE"
