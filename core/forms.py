@@ -11,6 +11,13 @@ DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 DATETIME_INPUT = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 
 
+def loaded_version_field() -> forms.IntegerField:
+    """The record's version when the page was loaded (audit.concurrency.record_version): a
+    save from an older version keeps what others changed meanwhile, or names the fields both
+    changed. The view gives it as `initial`."""
+    return forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=0)
+
+
 def limits_help(limits) -> str:
     parts = []
     if limits.hard_min is not None or limits.hard_max is not None:
@@ -39,6 +46,8 @@ class CrfForm(forms.ModelForm):
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Required when you change data already saved (audit trail).",
     )
+
+    loaded_version = loaded_version_field()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -94,11 +103,20 @@ class CrfForm(forms.ModelForm):
             parts.append(Fieldset(title, Row(*columns), css_class="crf-section"))
         if "reason_for_change" in self.fields:
             parts.append(Div("reason_for_change", css_class="border-top pt-3 mt-3"))
+        # Hidden fields (the version, a create form's token) whatever the sections say.
+        parts += [n for n, f in self.fields.items() if isinstance(f.widget, forms.HiddenInput)]
         return Layout(*parts)
 
     @classmethod
     def section_fields(cls) -> list[tuple[str, list[str]]]:
         return cls.sections
+
+
+def show_current_version(form: forms.BaseForm, version: int) -> None:
+    """After a conflict the form is shown again with the record's version now, so saving it
+    again is a deliberate "keep mine" (it carries the user's values, not the stale ones)."""
+    form.data = form.data.copy()
+    form.data["loaded_version"] = str(version)
 
 
 def apply_validation_error(form: forms.BaseForm, error) -> None:

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
+from audit.concurrency import merge_concurrent_edit
 from audit.models import AuditEntry
 from audit.services import audit_record_change, audited_save
 from core import guards
@@ -375,7 +376,17 @@ def log_entry_create(log: PatientLog, *, patient: Patient, data: dict, user):
 
 
 @transaction.atomic
-def log_entry_update(log: PatientLog, *, entry, data: dict, user, reason: str):
+def log_entry_update(
+    log: PatientLog,
+    *,
+    entry,
+    data: dict,
+    user,
+    reason: str,
+    loaded_version: int | None = None,
+):
+    """`loaded_version`: as crf_save (audit.concurrency); the changes kept from others are
+    left on `entry.changes_meanwhile`."""
     ensure_data_entry_allowed(patient=entry.patient)
     if entry.voided_at:
         raise ValidationError(f"This {log.noun} was voided: it can no longer be changed.")
@@ -384,6 +395,9 @@ def log_entry_update(log: PatientLog, *, entry, data: dict, user, reason: str):
             {"reason_for_change": "Give the reason for changing data already saved."}
         )
     _log_apply(log, entry, data)
+    entry.changes_meanwhile = merge_concurrent_edit(record=entry, loaded_version=loaded_version)
+    if entry.changes_meanwhile:
+        entry.full_clean()  # the values kept from others, with the user's, must still agree
     audited_save(entry, user=user, patient=entry.patient, reason=reason)
     return entry
 

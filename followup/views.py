@@ -9,10 +9,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from core.forms import apply_validation_error
+from audit.concurrency import EditConflict, record_version
+from core.forms import apply_validation_error, show_current_version
 from core.permissions import role_required
 from core.roles import Role, has_role
 from core.scoping import scoped_object_or_404
+from core.submissions import Created, already_saved, create_once
 from patients.models import Patient
 from patients.selectors import consent_status, patient_detail_queryset
 from trial.selectors import sites_for_user
@@ -274,16 +276,27 @@ def _log_create(pages: LogPages, request, patient_uuid):
     patient = _patient_for(request, patient_uuid)
     form = pages.form(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        try:
+
+        def record() -> Created:
             entry = services.log_entry_create(
                 pages.log, patient=patient, data=form.data_for_service(), user=request.user
+            )
+            title = getattr(entry, pages.title_field)
+            url = reverse(pages.list_url, args=[patient.uuid])
+            return Created(url=url, label=f"{pages.label} {entry.number} ({title})")
+
+        try:
+            result, created = create_once(
+                token=form.cleaned_data.get("form_token"), user=request.user, create=record
             )
         except ValidationError as exc:
             apply_validation_error(form, exc)
         else:
-            title = getattr(entry, pages.title_field)
-            messages.success(request, f"{pages.label} {entry.number} ({title}) recorded.")
-            return redirect(pages.list_url, patient_uuid=patient.uuid)
+            if created:
+                messages.success(request, f"{result.label} recorded.")
+            else:
+                messages.info(request, already_saved(result))
+            return redirect(result.url)
     return _log_form_page(pages, request, patient, form, None)
 
 
@@ -293,7 +306,9 @@ def _log_edit(pages: LogPages, request, patient_uuid, entry_uuid):
     entry = _log_entry_for(pages, patient, request.user, entry_uuid)
     if request.method == "POST" and not has_role(request.user, *FOLLOWUP_ROLES):
         raise PermissionDenied("Your role does not allow this.")
-    form = pages.form(request.POST or None, instance=entry)
+    form = pages.form(
+        request.POST or None, instance=entry, initial={"loaded_version": record_version(entry)}
+    )
     if request.method == "POST" and form.is_valid():
         try:
             services.log_entry_update(
@@ -302,10 +317,16 @@ def _log_edit(pages: LogPages, request, patient_uuid, entry_uuid):
                 data=form.data_for_service(),
                 user=request.user,
                 reason=form.cleaned_data["reason_for_change"],
+                loaded_version=form.cleaned_data.get("loaded_version"),
             )
+        except EditConflict as exc:
+            show_current_version(form, exc.version)
+            apply_validation_error(form, exc)
         except ValidationError as exc:
             apply_validation_error(form, exc)
         else:
+            for change in entry.changes_meanwhile:
+                messages.info(request, f"Kept while you were editing: {change.describe()}.")
             messages.success(request, f"{pages.label} {entry.number} updated.")
             return redirect(pages.list_url, patient_uuid=patient.uuid)
     return _log_form_page(pages, request, patient, form, entry)

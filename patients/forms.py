@@ -2,7 +2,8 @@ from django import forms
 from django.utils import timezone
 
 from core.choices import NY
-from core.forms import DATE_INPUT, DATETIME_INPUT, CrfForm
+from core.forms import DATE_INPUT, DATETIME_INPUT, CrfForm, loaded_version_field
+from core.submissions import form_token_field
 from trial.models import ConsentVersion, StudySite
 from trial.selectors import active_protocol
 
@@ -26,6 +27,7 @@ class PatientEnrolForm(forms.Form):
     phone = forms.CharField(max_length=40, required=False)
     national_id = forms.CharField(label="National id", max_length=40, required=False)
     address = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    form_token = form_token_field()
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -37,6 +39,7 @@ class PatientEnrolForm(forms.Form):
 
 class IdentityForm(forms.ModelForm):
     reason_for_change = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+    loaded_version = loaded_version_field()
 
     class Meta:
         model = PatientIdentity
@@ -45,6 +48,8 @@ class IdentityForm(forms.ModelForm):
 
 
 class ConsentForm(forms.ModelForm):
+    form_token = form_token_field()
+
     class Meta:
         model = Consent
         fields = [

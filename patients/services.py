@@ -4,10 +4,11 @@ date rules, validation and the audit trail live in one place, whatever calls the
 from datetime import date, datetime, timedelta
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from audit.concurrency import entered_meanwhile, merge_concurrent_edit
 from audit.models import AuditEntry
 from audit.services import audited_save
 from core import crf, guards
@@ -98,11 +99,22 @@ def visit_anchor(*, visit: Visit, anchor_date: date, user) -> Visit:
 
 
 @transaction.atomic
-def identity_update(*, identity: PatientIdentity, data: dict, user, reason: str) -> PatientIdentity:
+def identity_update(
+    *,
+    identity: PatientIdentity,
+    data: dict,
+    user,
+    reason: str,
+    loaded_version: int | None = None,
+) -> PatientIdentity:
+    """`loaded_version`: as crf_save (audit.concurrency)."""
     if not reason.strip():
         raise ValidationError({"reason_for_change": "Give the reason for this change."})
     for key, value in data.items():
         setattr(identity, key, value)
+    identity.changes_meanwhile = merge_concurrent_edit(
+        record=identity, loaded_version=loaded_version
+    )
     identity.full_clean()
     audited_save(identity, user=user, patient=identity.patient, reason=reason)
     return identity
@@ -151,7 +163,12 @@ def consent_record(
     if document:
         consent.document = document
     consent.full_clean()
-    audited_save(consent, user=user, patient=patient)
+    try:
+        audited_save(consent, user=user, patient=patient)
+    except IntegrityError:  # the same version recorded by another request a moment earlier
+        raise ValidationError(
+            {"consent_version": f"The patient already signed version {consent_version.version}."}
+        ) from None
     if status.state == "none":
         # The first consent anchors the screening window.
         for visit in patient.visits.filter(definition__anchor=VisitDefinition.Anchor.CONSENT):
@@ -206,9 +223,16 @@ def ensure_data_entry_allowed(*, patient: Patient, after_withdrawal: bool = Fals
 
 
 @transaction.atomic
-def crf_save(*, record: CrfRecord, user, reason: str = "") -> CrfRecord:
+def crf_save(
+    *, record: CrfRecord, user, reason: str = "", loaded_version: int | None = None
+) -> CrfRecord:
     """Create or change one CRF record: consent gate, slot and date rules, hard limits and
-    cross-field rules, then the audit trail (one row per changed field)."""
+    cross-field rules, then the audit trail (one row per changed field).
+
+    `loaded_version` (audit.concurrency.record_version when the form was loaded): a save
+    from an older version keeps what others changed meanwhile, or is refused (EditConflict)
+    when the user changed the same field. The changes kept are left on
+    `record.changes_meanwhile` for the page to tell the user."""
     visit = record.visit
     patient = visit.patient
     definition = crf.get(record.crf_code)
@@ -221,9 +245,25 @@ def crf_save(*, record: CrfRecord, user, reason: str = "") -> CrfRecord:
     if not 1 <= record.sequence <= repeat:
         raise ValidationError(f"Visit {visit.label} expects {repeat} {record.crf_title} form(s).")
     is_new = record.pk is None
-    if not is_new and not reason.strip():
-        raise ValidationError(
-            {"reason_for_change": "Give the reason for changing data already saved."}
+    if is_new:
+        # Lock the visit: two first entries of one slot are decided one after the other, and
+        # the second is told, never a duplicate or a database error.
+        Visit.objects.select_for_update().filter(pk=visit.pk).first()
+        existing = (
+            type(record)
+            .objects.filter(visit=visit, sequence=record.sequence, voided_at__isnull=True)
+            .first()
+        )
+        if existing is not None:
+            raise entered_meanwhile(existing=existing)
+        record.changes_meanwhile = []
+    else:
+        if not reason.strip():
+            raise ValidationError(
+                {"reason_for_change": "Give the reason for changing data already saved."}
+            )
+        record.changes_meanwhile = merge_concurrent_edit(
+            record=record, loaded_version=loaded_version
         )
     # Other apps' rules on writes (e.g. a signed visit is locked): core.guards.
     guards.check_write(record=record)

@@ -8,11 +8,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.generic import ListView
 
+from audit.concurrency import EditConflict, entered_meanwhile, record_version
 from core import crf
-from core.forms import apply_validation_error
+from core.forms import apply_validation_error, show_current_version
 from core.permissions import role_required
 from core.roles import DATA_ENTRY_ROLES, Role, has_role
 from core.scoping import SiteScopedMixin, scoped_object_or_404
+from core.submissions import Created, already_saved, create_once
 from followup.selectors import VisitStatus, visit_statuses
 from monitoring import selectors as monitoring_selectors
 from reports.selectors import patient_charts
@@ -81,15 +83,24 @@ def _patient_for(request, patient_uuid) -> Patient:
 def patient_enrol(request):
     form = PatientEnrolForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        token = data.pop("form_token")
+
+        def enrol() -> Created:
+            patient = services.patient_enrol(user=request.user, **data)
+            url = reverse("patients:patient-detail", args=[patient.uuid])
+            return Created(url=url, label=f"Patient {patient.study_id}")
+
         try:
-            patient = services.patient_enrol(user=request.user, **form.cleaned_data)
+            result, created = create_once(token=token, user=request.user, create=enrol)
         except ValidationError as exc:
             apply_validation_error(form, exc)
         else:
-            messages.success(
-                request, f"Patient {patient.study_id} enrolled. Record the consent next."
-            )
-            return redirect("patients:patient-detail", patient_uuid=patient.uuid)
+            if created:
+                messages.success(request, f"{result.label} enrolled. Record the consent next.")
+            else:
+                messages.info(request, already_saved(result))
+            return redirect(result.url)
     return render(request, "patients/patient_enrol.html", {"form": form})
 
 
@@ -139,7 +150,11 @@ def identity_edit(request, patient_uuid):
     if not can_see_identity(user=request.user, patient=patient):
         raise PermissionDenied("Identifiers are visible to staff of the patient's site only.")
     identity = patient.identity
-    form = IdentityForm(request.POST or None, instance=identity)
+    form = IdentityForm(
+        request.POST or None,
+        instance=identity,
+        initial={"loaded_version": record_version(identity)},
+    )
     if request.method == "POST" and form.is_valid():
         data = {k: form.cleaned_data[k] for k in IdentityForm.Meta.fields}
         try:
@@ -148,10 +163,16 @@ def identity_edit(request, patient_uuid):
                 data=data,
                 user=request.user,
                 reason=form.cleaned_data["reason_for_change"],
+                loaded_version=form.cleaned_data.get("loaded_version"),
             )
+        except EditConflict as exc:
+            show_current_version(form, exc.version)
+            apply_validation_error(form, exc)
         except ValidationError as exc:
             apply_validation_error(form, exc)
         else:
+            for change in identity.changes_meanwhile:
+                messages.info(request, f"Kept while you were editing: {change.describe()}.")
             messages.success(request, "Identifiers updated.")
             return redirect("patients:patient-detail", patient_uuid=patient.uuid)
     return render(request, "patients/identity_form.html", {"patient": patient, "form": form})
@@ -193,13 +214,24 @@ def consent_create(request, patient_uuid):
         initial={"consent_version": status.current_version, "obtained_by": request.user},
     )
     if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        token = data.pop("form_token")
+
+        def record() -> Created:
+            consent = services.consent_record(patient=patient, user=request.user, **data)
+            url = reverse("patients:patient-detail", args=[patient.uuid])
+            return Created(url=url, label=f"Consent version {consent.consent_version.version}")
+
         try:
-            services.consent_record(patient=patient, user=request.user, **form.cleaned_data)
+            result, created = create_once(token=token, user=request.user, create=record)
         except ValidationError as exc:
             apply_validation_error(form, exc)
         else:
-            messages.success(request, "Consent recorded. Data entry is open.")
-            return redirect("patients:patient-detail", patient_uuid=patient.uuid)
+            if created:
+                messages.success(request, "Consent recorded. Data entry is open.")
+            else:
+                messages.info(request, already_saved(result))
+            return redirect(result.url)
     return render(
         request, "patients/consent_form.html", {"patient": patient, "form": form, "status": status}
     )
@@ -267,11 +299,22 @@ def crf_edit(request, patient_uuid, visit_uuid, code, sequence):
     # A new record knows its visit from the start: a form may depend on the patient's protocol
     # (the eligibility criteria).
     instance = record or definition.model(visit=visit, sequence=sequence)
-    form = definition.form_class(request.POST or None, instance=instance)
+    form = definition.form_class(
+        request.POST or None,
+        instance=instance,
+        initial={"loaded_version": record_version(record)},
+    )
     if request.method == "POST":
         if not has_role(request.user, *DATA_ENTRY_ROLES):
             raise PermissionDenied("Your role cannot enter data.")
-        if form.is_valid():
+        if record is not None and request.POST.get("loaded_version") == "0":
+            # Loaded empty, entered by someone else since: theirs is the record now, shown
+            # with the user's values over it, as a correction (it needs a reason).
+            conflict = entered_meanwhile(existing=record)
+            form.is_valid()
+            show_current_version(form, conflict.version)
+            apply_validation_error(form, conflict)
+        elif form.is_valid():
             obj = form.save(commit=False)
             obj.visit = visit
             obj.sequence = sequence
@@ -280,10 +323,22 @@ def crf_edit(request, patient_uuid, visit_uuid, code, sequence):
                     record=obj,
                     user=request.user,
                     reason=form.cleaned_data.get("reason_for_change", ""),
+                    loaded_version=form.cleaned_data.get("loaded_version"),
                 )
+            except EditConflict as exc:
+                if record is None:  # the same, decided inside the save (both at once)
+                    record = definition.model.objects.get(
+                        visit=visit, sequence=sequence, voided_at__isnull=True
+                    )
+                    form = definition.form_class(request.POST, instance=record)
+                    form.is_valid()
+                show_current_version(form, exc.version)
+                apply_validation_error(form, exc)
             except ValidationError as exc:
                 apply_validation_error(form, exc)
             else:
+                for change in obj.changes_meanwhile:
+                    messages.info(request, f"Kept while you were editing: {change.describe()}.")
                 flags = obj.flags()
                 title = f"{definition.title} {sequence}" if repeat > 1 else definition.title
                 if flags:
