@@ -29,3 +29,20 @@ class BaseModel(models.Model):
 
     class Meta:
         abstract = True
+
+
+class FormSubmission(models.Model):
+    """A create form's one-time token, taken when the form is first saved (core.submissions).
+    A second POST of the same form (a double click, a resubmit after a lost response) finds
+    the token taken and is sent to what the first one created, instead of creating it again.
+    Not clinical data: what was created is audited where it was created."""
+
+    token = models.UUIDField(unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Where the first submission sent the user (the new patient's page, the log...).
+    result_url = models.CharField(max_length=500, blank=True)
+    result_label = models.CharField(max_length=200, blank=True)
+
+    def __str__(self):
+        return f"{self.token} -> {self.result_url}"

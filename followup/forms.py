@@ -1,6 +1,7 @@
 from django import forms
 
 from core.forms import DATE_INPUT, CrfForm
+from core.submissions import form_token_field
 
 from .models import AdverseEvent, ConcomitantMedication, EndOfStudy, FollowUpVisit
 from .services import AE_FIELDS, CM_FIELDS
@@ -40,6 +41,7 @@ class EndOfStudyForm(CrfForm):
 
 
 class AdverseEventForm(CrfForm):
+    form_token = form_token_field()  # creating: once per page (core.submissions)
     """The AE form of the patient's log (CDASH AE); the seriousness criteria are ICH E2A."""
 
     sections = [
@@ -80,6 +82,7 @@ class AdverseEventVoidForm(forms.Form):
 
 
 class ConcomitantMedicationForm(CrfForm):
+    form_token = form_token_field()  # creating: once per page (core.submissions)
     """A medication of the patient's log (CDASH CM); coded later with WHODrug."""
 
     sections = [

@@ -1,11 +1,14 @@
 from django import forms
 
+from core.submissions import form_token_field
+
 from .models import Signature, SignatureAgreement
 
 
 class QueryOpenForm(forms.Form):
     field_name = forms.ChoiceField(label="Field", required=False)
     question = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
+    form_token = form_token_field()
 
     def __init__(self, *args, record, **kwargs):
         super().__init__(*args, **kwargs)

@@ -6,6 +6,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from core import crf
@@ -13,6 +14,7 @@ from core.forms import apply_validation_error
 from core.permissions import role_required
 from core.roles import DATA_ENTRY_ROLES, Role, has_role
 from core.scoping import scoped_object_or_404
+from core.submissions import Created, already_saved, create_once
 from patients.models import Patient
 from trial.selectors import sites_for_user
 
@@ -72,13 +74,24 @@ def query_open_view(request, patient_uuid, visit_uuid, code, sequence):
         request.POST or None, record=record, initial={"field_name": request.GET.get("field", "")}
     )
     if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        token = data.pop("form_token")
+
+        def raise_query() -> Created:
+            query = services.query_open(record=record, user=request.user, **data)
+            url = reverse("monitoring:query-detail", args=[query.uuid])
+            return Created(url=url, label="The query")
+
         try:
-            query = services.query_open(record=record, user=request.user, **form.cleaned_data)
+            result, created = create_once(token=token, user=request.user, create=raise_query)
         except ValidationError as exc:
             apply_validation_error(form, exc)
         else:
-            messages.success(request, "Query raised. The site sees it on the patient page.")
-            return redirect("monitoring:query-detail", query_uuid=query.uuid)
+            if created:
+                messages.success(request, "Query raised. The site sees it on the patient page.")
+            else:
+                messages.info(request, already_saved(result))
+            return redirect(result.url)
     return render(
         request,
         "monitoring/query_open.html",

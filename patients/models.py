@@ -96,6 +96,12 @@ class Consent(BaseModel):
 
     class Meta:
         ordering = ["patient", "-signed_at"]
+        constraints = [
+            # A patient signs each version once (a double submit cannot add a second row).
+            models.UniqueConstraint(
+                fields=["patient", "consent_version"], name="unique_patient_consent_version"
+            )
+        ]
 
     def __str__(self):
         return f"{self.patient} consent v{self.consent_version.version}"
