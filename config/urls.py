@@ -19,4 +19,7 @@ urlpatterns = [
     path("reports/", include("reports.urls")),
 ]
 
+# The database or the broker gone away: a page saying nothing was saved, with 503 (core.views).
+handler500 = "core.views.server_error"
+
 # Uploaded files are never served from MEDIA_URL: views check who may see them.

@@ -1,16 +1,25 @@
+import logging
+import sys
+
 from django.contrib.auth.decorators import login_not_required
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Count
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseServerError
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import requires_csrf_token
+from kombu.exceptions import OperationalError as BrokerError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from core.roles import Role, has_role
 from followup.selectors import appointments_due_counts
 from monitoring.selectors import audit_trail_reviews, query_counts
 from patients.selectors import Stage, patient_list
 from trial.selectors import active_protocol, sites_for_user
+
+logger = logging.getLogger(__name__)
 
 
 def home(request):
@@ -56,3 +65,24 @@ def healthz(request):
     except DatabaseError:
         return HttpResponse("database unavailable", status=503, content_type="text/plain")
     return HttpResponse("ok", content_type="text/plain")
+
+
+# What a missing service raises: the database (refused, dropped, restarted) and the broker.
+SERVICE_DOWN_ERRORS = (DatabaseError, BrokerError, RedisConnectionError)
+
+
+@requires_csrf_token
+def server_error(request):
+    """handler500. When the error is a missing database or broker, say so with 503 and
+    Retry-After: the request's transaction was rolled back, so nothing from the page was
+    saved, and the browser's Back keeps what was typed. The page is rendered without the
+    request's context (the context processors read the database)."""
+    error = sys.exc_info()[1]
+    if isinstance(error, SERVICE_DOWN_ERRORS):
+        what = "database" if isinstance(error, DatabaseError) else "job service"
+        logger.error("Service unavailable (%s): %r", what, error)
+        html = render_to_string("503.html", {"what": what})
+        response = HttpResponse(html, status=503)
+        response["Retry-After"] = "30"
+        return response
+    return HttpResponseServerError(render_to_string("500.html"))

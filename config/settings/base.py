@@ -77,6 +77,9 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 # One request, one transaction: a failing CRF save never leaves half a record behind.
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
+# A kept connection (CONN_MAX_AGE, production) is tested before each request uses it: after
+# a database restart the first request reconnects instead of failing on the dead connection.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # PostgreSQL: the role the application connects as when it is not the one that migrates.
 # Set it where migrations run (docker-compose's migrate service): after each migrate that role
