@@ -100,6 +100,15 @@ def query_open(*, record, field_name: str, question: str, user) -> DataQuery:
     return query
 
 
+def _current(query: DataQuery) -> None:
+    """Lock the query and read its status as it is now: two users acting on one query (a
+    close and an answer from two open pages, a double click) are decided one after the
+    other, and the second is refused by the status rules below instead of acting twice."""
+    query.status = (
+        DataQuery.objects.select_for_update().values_list("status", flat=True).get(pk=query.pk)
+    )
+
+
 def _set_status(*, query: DataQuery, status: str, user, reason: str) -> None:
     query.status = status
     audited_save(
@@ -114,6 +123,7 @@ def _set_status(*, query: DataQuery, status: str, user, reason: str) -> None:
 
 @transaction.atomic
 def query_answer(*, query: DataQuery, text: str, user) -> DataQuery:
+    _current(query)
     if query.status == DataQuery.Status.CLOSED:
         raise ValidationError("This query is closed.")
     if not text.strip():
@@ -125,6 +135,7 @@ def query_answer(*, query: DataQuery, text: str, user) -> DataQuery:
 
 @transaction.atomic
 def query_close(*, query: DataQuery, text: str, user) -> DataQuery:
+    _current(query)
     if query.status == DataQuery.Status.CLOSED:
         raise ValidationError("This query is already closed.")
     _query_note(query=query, kind=QueryMessage.Kind.CLOSE, text=text or "Closed.", user=user)
@@ -134,6 +145,7 @@ def query_close(*, query: DataQuery, text: str, user) -> DataQuery:
 
 @transaction.atomic
 def query_reopen(*, query: DataQuery, text: str, user) -> DataQuery:
+    _current(query)
     if query.status != DataQuery.Status.CLOSED:
         raise ValidationError("Only a closed query can be re-opened.")
     if not text.strip():

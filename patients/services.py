@@ -179,6 +179,10 @@ def consent_record(
 @transaction.atomic
 def consent_withdraw(*, consent: Consent, withdrawn_on: date, reason: str, user) -> Consent:
     errors = {}
+    # As it is now, locked: a second withdrawal from another page (or a double click) waits
+    # for the first and is refused, never recorded twice.
+    Consent.objects.select_for_update().filter(pk=consent.pk).first()
+    consent.refresh_from_db(fields=["withdrawn_on", "withdrawal_reason"])
     if consent.withdrawn_on:
         raise ValidationError("This consent is already withdrawn.")
     if not reason.strip():

@@ -282,3 +282,55 @@ def test_a_stale_identity_save_keeps_the_phone_changed_meanwhile(
     identity = consented_patient.identity
     identity.refresh_from_db()
     assert (identity.phone, identity.address) == ("+20 222", "Cairo")
+
+
+# ---- state changes: a query closed twice, a consent withdrawn twice ------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_monitors_closing_one_query_at_once_close_it_once(
+    consented_patient, screening_visit, andrologist, monitor, site
+):
+    from core.roles import Role
+    from monitoring.models import DataQuery, QueryMessage
+    from monitoring.services import query_open
+
+    exam = save_crf("examination", screening_visit, andrologist)
+    query = query_open(record=exam, field_name="weight_kg", question="Check", user=monitor)
+    other = make_user("mo", Role.MONITOR, site)
+    url = reverse("monitoring:query-detail", args=[query.uuid])
+    clients = [_client(monitor), _client(other)]
+    start, responses = threading.Barrier(2), [None, None]
+
+    def close(i):
+        try:
+            start.wait()
+            responses[i] = clients[i].post(url, {"action": "close", "text": f"ok {i}"})
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=close, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert all(r.status_code in (200, 302) for r in responses)
+    assert DataQuery.objects.get().status == DataQuery.Status.CLOSED
+    assert QueryMessage.objects.filter(kind=QueryMessage.Kind.CLOSE).count() == 1
+
+
+def test_a_stale_page_cannot_close_a_query_closed_meanwhile(
+    consented_patient, screening_visit, andrologist, monitor
+):
+    from monitoring.models import DataQuery
+    from monitoring.services import query_close, query_open
+
+    exam = save_crf("examination", screening_visit, andrologist)
+    query = query_open(record=exam, field_name="weight_kg", question="Check", user=monitor)
+    stale = DataQuery.objects.get(pk=query.pk)  # what the second page loaded
+    query_close(query=query, text="Fine", user=monitor)
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError, match="already closed"):
+        query_close(query=stale, text="Fine too", user=monitor)
