@@ -1,5 +1,10 @@
 """A PDF the user waits for is a row with a status the page polls (CONVENTIONS, background
-work): one row per request, claimed by the Celery task with a conditional UPDATE."""
+work): one row per request, claimed by the Celery task with a conditional UPDATE.
+
+The row also says where its message is (`sent_at`, `send_failed_at`: the broker may be down
+when it is asked for) and who is building it (`worker`, `heartbeat_at`), so that a job whose
+message was never sent, or whose worker died, is sent again or taken over, never left
+queued or running for ever (exports.services)."""
 
 from django.conf import settings
 from django.db import models
@@ -65,6 +70,14 @@ class PdfJob(BaseModel):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     expired_at = models.DateTimeField(null=True, blank=True)
+    # The task message: when it was last handed to the broker, and when that last failed
+    # (broker down; cleared by the next send that works). Queued with no `sent_at`: not sent.
+    sent_at = models.DateTimeField(null=True, blank=True)
+    send_failed_at = models.DateTimeField(null=True, blank=True)
+    # The process building it ("host:pid") and the last sign of life of that process, bumped
+    # every few seconds while it builds (PDF_JOB_HEARTBEAT_SECONDS).
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -88,6 +101,11 @@ class PdfJob(BaseModel):
     @property
     def is_multi_patient(self) -> bool:
         return self.kind in self.MULTI_PATIENT
+
+    @property
+    def is_waiting_for_queue(self) -> bool:
+        """Saved, but its message could not be handed to the broker yet."""
+        return self.status == self.Status.QUEUED and self.send_failed_at is not None
 
     @property
     def filename(self) -> str:

@@ -1,13 +1,28 @@
-"""Writes for PDF jobs: request (idempotent), claim (conditional UPDATE), build, fail.
+"""Writes for PDF jobs: request (idempotent), send, claim (conditional UPDATE), build, fail,
+and the sweep that leaves no job queued or running for ever.
 
 A job is built at most once: the task claims the row `queued -> running` with one UPDATE, so a
-redelivered message (acks_late, worker restart) finds it claimed and builds nothing. A job
-left `running` by a worker that died is taken over once it is older than the task's hard
-time limit (STALE_AFTER)."""
+redelivered message (acks_late, worker restart) finds it claimed and builds nothing. Every
+claim adds one to `attempts`, and the writes of a build are conditional on its own attempt,
+so a build that was taken over can no longer write.
+
+Faults, and how each ends:
+* Broker down when the job is asked for: the row is committed, the publish fails within
+  seconds (CELERY_BROKER_TRANSPORT_OPTIONS), `send_failed_at` says so and the job page tells
+  the user. Asking again, or the sweep (every minute), sends it once the broker is back.
+* Worker killed mid-build: the claim records the process ("host:pid") and a thread of that
+  process writes a heartbeat. The message comes back (reject_on_worker_lost, or Redis'
+  visibility timeout); a job whose process is gone from this host, or whose heartbeat is
+  older than PDF_JOB_HEARTBEAT_STALE_SECONDS, is taken over; a job that ran past the time
+  limit, or lost its worker MAX_ATTEMPTS times, is failed with a message instead.
+* Database connection lost mid-build: the failure is written after reconnecting."""
 
 import logging
 import os
+import socket
 import tempfile
+import threading
+import time
 import zipfile
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -17,9 +32,19 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files import File
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    transaction,
+)
 from django.db.models import F, Q
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerOperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core import crf
 from core.roles import RESULTS_ROLES, Role, has_role
@@ -37,10 +62,51 @@ logger = logging.getLogger(__name__)
 # Who may ask for CRF PDFs (issue 7): coordinators first, monitors, admins, investigators.
 PDF_ROLES = (Role.COORDINATOR, Role.MONITOR, Role.ADMIN, Role.ANDROLOGIST)
 
-# The task's limits (exports.tasks) and when a `running` job counts as abandoned.
-SOFT_TIME_LIMIT = 20 * 60
-HARD_TIME_LIMIT = 21 * 60
-STALE_AFTER = timedelta(seconds=HARD_TIME_LIMIT + 60)
+# The task's limits (exports.tasks; settings PDF_JOB_TIME_LIMIT, PDF_JOB_SOFT_TIME_LIMIT).
+SOFT_TIME_LIMIT = settings.PDF_JOB_SOFT_TIME_LIMIT
+HARD_TIME_LIMIT = settings.PDF_JOB_TIME_LIMIT
+# Builds of one job: a job whose worker died this many times is failed, not built again.
+MAX_ATTEMPTS = 3
+# A job neither sent nor failed to send this long after it was made: its web process died
+# between the commit and the publish; the sweep sends it.
+SEND_GRACE = timedelta(seconds=60)
+# What a publish raises when the broker is down or hung (kombu wraps the transport's errors).
+BROKER_UNREACHABLE = (BrokerOperationalError, RedisConnectionError, RedisTimeoutError, OSError)
+# What Django raises when the database connection is gone (server restarted, backend killed).
+DB_CONNECTION_LOST = (OperationalError, InterfaceError)
+# Pauses before writing again after a lost connection: a restarting server comes back.
+RECONNECT_PAUSES = (0, 1, 2, 4)
+
+WAITING_FOR_QUEUE_MESSAGE = (
+    "The job service is not reachable right now; your request is saved and will be built as "
+    "soon as it is back."
+)
+DB_LOST_MESSAGE = (
+    "The connection to the database was lost while the file was being built (the database "
+    "was restarted or stopped). Nothing was changed; ask for it again."
+)
+
+
+def stale_after() -> timedelta:
+    """A job running longer than this ran past the hard time limit: its build was killed."""
+    return timedelta(seconds=settings.PDF_JOB_TIME_LIMIT + 60)
+
+
+def heartbeat_stale() -> timedelta:
+    return timedelta(seconds=settings.PDF_JOB_HEARTBEAT_STALE_SECONDS)
+
+
+def resend_after() -> timedelta:
+    return timedelta(seconds=settings.PDF_JOB_RESEND_AFTER_SECONDS)
+
+
+def _too_long_message() -> str:
+    minutes = max(1, settings.PDF_JOB_SOFT_TIME_LIMIT // 60)
+    return (
+        f"Building took longer than {minutes} minute{'s' if minutes > 1 else ''} and was "
+        "stopped. Ask for a smaller set (one site) or try again later."
+    )
+
 
 TITLES = {
     PdfJob.Kind.FORM: "Case report form",
@@ -119,7 +185,8 @@ def pdf_job_request(
     site: StudySite | None = None,
 ) -> tuple[PdfJob, bool]:
     """Queue a PDF job, or return the identical job this user already has queued or running
-    (a second click, a refresh). Returns (job, created). The task is sent after commit."""
+    (a second click, a refresh). Returns (job, created). The task is sent after commit, and
+    sent again when the job was asked for before but its message never reached the broker."""
     _check_targets(
         user=user,
         kind=kind,
@@ -142,6 +209,9 @@ def pdf_job_request(
     active = PdfJob.objects.filter(requested_by=user, target_key=key, status__in=PdfJob.ACTIVE)
     existing = active.first()
     if existing is not None:
+        # Asked again for a job whose message never reached the broker (or was lost): send it.
+        if active.filter(_due_for_sending(timezone.now()), pk=existing.pk).exists():
+            transaction.on_commit(lambda: pdf_job_send(job_id=existing.pk))
         return existing, False
     try:
         with transaction.atomic():
@@ -159,44 +229,219 @@ def pdf_job_request(
             )
     except IntegrityError:  # the same click, a few milliseconds earlier
         return active.get(), False
-    from .tasks import pdf_job_run
-
-    transaction.on_commit(lambda: pdf_job_run.delay(job.pk))
+    transaction.on_commit(lambda: pdf_job_send(job_id=job.pk))
     return job, True
 
 
-# ---- build -----------------------------------------------------------------------------------
+def _due_for_sending(now: datetime) -> Q:
+    """Queued jobs whose message should be sent (again): the publish failed (broker down),
+    or never happened (queued again by the sweep, or the web process died between commit
+    and publish), or it was sent so long ago that the message was lost. Not a job asked for
+    a moment ago, whose own publish may still be under way (a double click sends once)."""
+    never_sent = Q(sent_at__isnull=True) & (
+        Q(send_failed_at__isnull=False) | Q(attempts__gt=0) | Q(created_at__lt=now - SEND_GRACE)
+    )
+    lost = Q(sent_at__lt=now - resend_after())
+    return Q(status=PdfJob.Status.QUEUED) & (never_sent | lost)
+
+
+def pdf_job_send(*, job_id: int) -> bool:
+    """Hand the job's message to the broker; never raises because the broker is down or hung
+    (run after the commit of a request, which must not become a 500). A failure is kept on
+    the job (`send_failed_at`: the job page says so) and the sweep sends it again."""
+    from .tasks import pdf_job_run
+
+    try:
+        pdf_job_run.delay(job_id)
+    except BROKER_UNREACHABLE:
+        logger.warning("PDF job %s saved but not sent: the broker is unreachable", job_id)
+        PdfJob.objects.filter(pk=job_id, status=PdfJob.Status.QUEUED).update(
+            send_failed_at=timezone.now()
+        )
+        return False
+    PdfJob.objects.filter(pk=job_id).update(sent_at=timezone.now(), send_failed_at=None)
+    return True
+
+
+# ---- claim, heartbeat, abandoned jobs --------------------------------------------------------
+
+
+def _this_worker() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _worker_is_gone(worker: str) -> bool:
+    """True only when it is certain: the worker ran on this host and no process has its pid
+    any more. Another host, or a pid in use (perhaps by another program), proves nothing:
+    the heartbeat decides then."""
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, owned by another user
+        return False
+    return False
+
+
+class Abandoned(StrEnum):
+    WORKER_LOST = "worker lost"  # killed, or its host is gone: build it again
+    TIMED_OUT = "timed out"  # it was building past the time limit: building again won't help
+
+
+_RUNNING_FIELDS = ("pk", "uuid", "attempts", "worker", "started_at", "heartbeat_at")
+
+
+def _abandoned(row: dict, now: datetime) -> Abandoned | None:
+    """Why a `running` job (a dict of _RUNNING_FIELDS) is no longer being built, or None."""
+    started = row["started_at"] or now
+    beat = row["heartbeat_at"] or started
+    if not (
+        beat < now - heartbeat_stale()
+        or now - started > stale_after()
+        or _worker_is_gone(row["worker"])
+    ):
+        return None
+    # Alive past the soft limit: the limits ended it, and would end it again. Else it died.
+    if beat - started >= timedelta(seconds=settings.PDF_JOB_SOFT_TIME_LIMIT):
+        return Abandoned.TIMED_OUT
+    return Abandoned.WORKER_LOST
+
+
+def _still_held(row: dict):
+    """The job as it was read: no claim happened since (every claim adds an attempt)."""
+    return PdfJob.objects.filter(
+        pk=row["pk"], status=PdfJob.Status.RUNNING, attempts=row["attempts"]
+    )
+
+
+def _fail_abandoned(row: dict, why: Abandoned, now: datetime) -> bool:
+    """Fail an abandoned job that must not be built again; False if it may be."""
+    if why == Abandoned.TIMED_OUT:
+        message = _too_long_message()
+    elif row["attempts"] >= MAX_ATTEMPTS:
+        message = (
+            f"The worker building this file stopped {row['attempts']} times before it was "
+            "done. Ask again later; if it happens again, tell the data manager (job "
+            f"{row['uuid']})."
+        )
+    else:
+        return False
+    logger.warning("PDF job %s failed: %s", row["pk"], why)
+    _still_held(row).update(
+        status=PdfJob.Status.FAILED, error=message, finished_at=now, updated_at=now
+    )
+    return True
+
+
+def _claim_fields(now: datetime) -> dict:
+    return {
+        "status": PdfJob.Status.RUNNING,
+        "started_at": now,
+        "heartbeat_at": now,
+        "worker": _this_worker(),
+        "attempts": F("attempts") + 1,
+        "progress_done": 0,
+        "error": "",
+        "updated_at": now,
+    }
 
 
 def pdf_job_claim(*, job_id: int) -> bool:
-    """Take the job for this worker: queued, or running but abandoned. One UPDATE decides."""
+    """Take the job for this worker: queued, or running but abandoned (its worker is gone).
+    A conditional UPDATE decides, so two workers never both get it."""
     now = timezone.now()
-    claimable = Q(status=PdfJob.Status.QUEUED) | Q(
-        status=PdfJob.Status.RUNNING, started_at__lt=now - STALE_AFTER
-    )
-    claimed = (
-        PdfJob.objects.filter(claimable, pk=job_id).update(
-            status=PdfJob.Status.RUNNING,
-            started_at=now,
-            attempts=F("attempts") + 1,
-            progress_done=0,
-            error="",
-            updated_at=now,
+    if PdfJob.objects.filter(pk=job_id, status=PdfJob.Status.QUEUED).update(**_claim_fields(now)):
+        return True
+    running = PdfJob.objects.filter(pk=job_id, status=PdfJob.Status.RUNNING)
+    row = running.values(*_RUNNING_FIELDS).first()
+    why = _abandoned(row, now) if row else None
+    if why is None or _fail_abandoned(row, why, now):
+        return False
+    logger.warning("PDF job %s taken over (%s, was %s)", job_id, why, row["worker"] or "?")
+    return _still_held(row).update(**_claim_fields(now)) == 1
+
+
+def pdf_job_recheck_in(*, job_id: int) -> float:
+    """Seconds until a job another worker holds would count as abandoned (from its start and
+    its last heartbeat): when a message that found it busy should look again."""
+    row = PdfJob.objects.filter(pk=job_id).values("started_at", "heartbeat_at").first()
+    now = timezone.now()
+    if not row or not row["started_at"]:
+        return 1.0
+    beat = row["heartbeat_at"] or row["started_at"]
+    due = min(row["started_at"] + stale_after(), beat + heartbeat_stale())
+    return max(1.0, (due - now).total_seconds() + 1)
+
+
+class _Heartbeat:
+    """While a job is built, a thread of the building process writes `heartbeat_at` every
+    PDF_JOB_HEARTBEAT_SECONDS on its own database connection: the build's sign of life,
+    also during one long render that reports no progress. It ends with the build, or with
+    the process when the worker is killed."""
+
+    def __init__(self, job: PdfJob):
+        self.job_id, self.attempts = job.pk, job.attempts
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(
+            target=self._run, name=f"pdf-job-{job.pk}-heartbeat", daemon=True
         )
-        == 1
-    )
-    return claimed
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stopped.set()
+        self.thread.join(timeout=10)
+
+    def _run(self):
+        try:
+            while not self.stopped.wait(settings.PDF_JOB_HEARTBEAT_SECONDS):
+                try:
+                    PdfJob.objects.filter(
+                        pk=self.job_id, status=PdfJob.Status.RUNNING, attempts=self.attempts
+                    ).update(heartbeat_at=timezone.now())
+                except DatabaseError:  # reconnect at the next beat
+                    logger.warning("PDF job %s: heartbeat not written", self.job_id)
+                    connection.close()
+        finally:
+            connection.close()
+
+
+def _write_reconnecting(write):
+    """Run a write; when the database connection is gone, reconnect and write again (a few
+    times, pausing: a restarting server takes seconds). A write on a dead connection would
+    fail again and leave the job `running` for ever."""
+    for pause in RECONNECT_PAUSES:
+        time.sleep(pause)
+        try:
+            return write()
+        except DB_CONNECTION_LOST:
+            if pause == RECONNECT_PAUSES[-1]:
+                raise
+            logger.warning("Database connection lost; reconnecting to record a PDF job")
+            connection.close()
+
+
+def _job_of_this_build(job: PdfJob):
+    """The job while this build holds it (a takeover adds an attempt)."""
+    return PdfJob.objects.filter(pk=job.pk, status=PdfJob.Status.RUNNING, attempts=job.attempts)
 
 
 def pdf_job_progress(*, job: PdfJob, done: int) -> None:
-    PdfJob.objects.filter(pk=job.pk, status=PdfJob.Status.RUNNING).update(
-        progress_done=done, updated_at=timezone.now()
-    )
+    now = timezone.now()
+    _job_of_this_build(job).update(progress_done=done, heartbeat_at=now, updated_at=now)
 
 
 def pdf_job_fail(*, job: PdfJob, message: str) -> None:
-    PdfJob.objects.filter(pk=job.pk, status=PdfJob.Status.RUNNING).update(
-        status=PdfJob.Status.FAILED, error=message, finished_at=timezone.now()
+    now = timezone.now()
+    _write_reconnecting(
+        lambda: _job_of_this_build(job).update(
+            status=PdfJob.Status.FAILED, error=message, finished_at=now, updated_at=now
+        )
     )
 
 
@@ -260,7 +505,7 @@ def _build_zip(job: PdfJob, layouts, model_codes) -> None:
     total = patients.count()
     if not total:
         raise PermissionDenied("There is no patient at your sites to put in the casebooks.")
-    PdfJob.objects.filter(pk=job.pk).update(progress_total=total, progress_done=0)
+    _job_of_this_build(job).update(progress_total=total, progress_done=0)
     with tempfile.TemporaryFile() as handle:
         with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for done, data in enumerate(patient_data_batches(patients=patients), start=1):
@@ -301,6 +546,11 @@ def pdf_job_build(*, job_id: int) -> BuildOutcome:
     job = PdfJob.objects.select_related(
         "requested_by", "patient__site__protocol", "site__protocol", "visit__definition"
     ).get(pk=job_id)
+    with _Heartbeat(job):
+        return _build_and_record(job)
+
+
+def _build_and_record(job: PdfJob) -> BuildOutcome:
     try:
         if job.kind == PdfJob.Kind.RESULTS:
             _build_results(job)
@@ -312,14 +562,15 @@ def pdf_job_build(*, job_id: int) -> BuildOutcome:
             else:
                 _build_single(job, layouts, model_codes)
     except SoftTimeLimitExceeded:
-        pdf_job_fail(
-            job=job,
-            message=f"Building took longer than {SOFT_TIME_LIMIT // 60} minutes and was "
-            "stopped. Ask for a smaller set (one site) or try again later.",
-        )
+        pdf_job_fail(job=job, message=_too_long_message())
         return BuildOutcome.FAILED
     except PermissionDenied as exc:
         pdf_job_fail(job=job, message=str(exc))
+        return BuildOutcome.FAILED
+    except DB_CONNECTION_LOST:
+        logger.exception("PDF job %s: database connection lost while building", job.pk)
+        connection.close()
+        pdf_job_fail(job=job, message=DB_LOST_MESSAGE)
         return BuildOutcome.FAILED
     except Exception:
         logger.exception("PDF job %s failed", job.pk)
@@ -330,18 +581,55 @@ def pdf_job_build(*, job_id: int) -> BuildOutcome:
             f"{job.uuid}).",
         )
         return BuildOutcome.FAILED
-    finished = PdfJob.objects.filter(
-        pk=job.pk, status=PdfJob.Status.RUNNING, attempts=job.attempts
-    ).update(
-        status=PdfJob.Status.DONE,
-        file=job.file.name,
-        finished_at=timezone.now(),
-        progress_done=F("progress_total"),
-    )
+    try:
+        finished = _write_reconnecting(
+            lambda: _job_of_this_build(job).update(
+                status=PdfJob.Status.DONE,
+                file=job.file.name,
+                finished_at=timezone.now(),
+                progress_done=F("progress_total"),
+            )
+        )
+    except DB_CONNECTION_LOST:  # not recorded: the sweep builds it again; keep no orphan file
+        job.file.delete(save=False)
+        raise
     if not finished:  # taken over meanwhile as abandoned: the other build's file wins
         job.file.delete(save=False)
         return BuildOutcome.ALREADY_FINISHED
     return BuildOutcome.BUILT
+
+
+# ---- the sweep (CELERY_BEAT_SCHEDULE, every minute) ------------------------------------------
+
+
+def pdf_jobs_sweep(*, now: datetime | None = None) -> dict[str, int]:
+    """Leave no job queued or running for ever. A running job whose worker is gone is queued
+    again and sent (or failed, past the time limit or MAX_ATTEMPTS); a queued job whose
+    message was never sent, or sent more than PDF_JOB_RESEND_AFTER_SECONDS ago and still not
+    taken, is sent again. Every write is conditional, so a sweep racing a worker is harmless
+    and a duplicate message builds nothing twice. Returns counts per outcome."""
+    now = now or timezone.now()
+    counts = {"failed": 0, "requeued": 0, "sent": 0, "not_sent": 0}
+    running = PdfJob.objects.filter(status=PdfJob.Status.RUNNING).values(*_RUNNING_FIELDS)
+    for row in running.order_by("pk"):
+        why = _abandoned(row, now)
+        if why is None:
+            continue
+        if _fail_abandoned(row, why, now):
+            counts["failed"] += 1
+        elif _still_held(row).update(
+            status=PdfJob.Status.QUEUED, worker="", sent_at=None, updated_at=now
+        ):
+            logger.warning("PDF job %s queued again (%s, was %s)", row["pk"], why, row["worker"])
+            counts["requeued"] += 1
+    due = PdfJob.objects.filter(_due_for_sending(now))
+    for pk in due.order_by("pk").values_list("pk", flat=True):
+        if pdf_job_send(job_id=pk):
+            counts["sent"] += 1
+        else:  # the broker is down: the next sweep tries again
+            counts["not_sent"] = due.count()
+            break
+    return counts
 
 
 # ---- retention -------------------------------------------------------------------------------

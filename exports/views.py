@@ -141,6 +141,8 @@ def job_status_payload(job: PdfJob) -> dict:
         "done": job.progress_done,
         "total": job.progress_total,
         "error": job.error,
+        # Saved, but the broker was down when it was sent: say so (exports.services).
+        "notice": services.WAITING_FOR_QUEUE_MESSAGE if job.is_waiting_for_queue else "",
         "download_url": (
             reverse("exports:job-download", args=[job.uuid])
             if job.status == PdfJob.Status.DONE

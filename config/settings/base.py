@@ -169,6 +169,47 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_SOFT_TIME_LIMIT = 300
 CELERY_TASK_TIME_LIMIT = 360
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# PDF jobs (exports.tasks.pdf_job_run). The hard time limit in seconds: the worker kills a
+# build that runs longer. The soft limit, when the build is stopped with a message to the
+# user, comes a minute earlier (a tenth earlier for a limit under ten minutes).
+PDF_JOB_TIME_LIMIT = env.int("PDF_JOB_TIME_LIMIT", default=21 * 60)
+PDF_JOB_SOFT_TIME_LIMIT = env.int(
+    "PDF_JOB_SOFT_TIME_LIMIT", default=PDF_JOB_TIME_LIMIT - min(60, PDF_JOB_TIME_LIMIT // 10)
+)
+# The process building a job writes a heartbeat this often; a running job whose heartbeat is
+# older than PDF_JOB_HEARTBEAT_STALE_SECONDS has lost its worker and is built again.
+PDF_JOB_HEARTBEAT_SECONDS = env.int("PDF_JOB_HEARTBEAT_SECONDS", default=10)
+PDF_JOB_HEARTBEAT_STALE_SECONDS = env.int(
+    "PDF_JOB_HEARTBEAT_STALE_SECONDS", default=6 * PDF_JOB_HEARTBEAT_SECONDS
+)
+# A job still queued this long after its message was sent is sent again (the message was
+# lost: broker restarted without its data, queue purged). A duplicate message is harmless.
+PDF_JOB_RESEND_AFTER_SECONDS = env.int("PDF_JOB_RESEND_AFTER_SECONDS", default=10 * 60)
+if not 0 < PDF_JOB_SOFT_TIME_LIMIT < PDF_JOB_TIME_LIMIT:
+    raise ImproperlyConfigured("PDF_JOB_SOFT_TIME_LIMIT must be above 0 and under the hard one.")
+if not 0 < PDF_JOB_HEARTBEAT_SECONDS < PDF_JOB_HEARTBEAT_STALE_SECONDS:
+    raise ImproperlyConfigured("PDF_JOB_HEARTBEAT_STALE_SECONDS must exceed the heartbeat.")
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Redis gives a message a worker took but never acknowledged (the worker was killed) to
+    # another worker after this long: a little more than the longest job, so a job still
+    # being built is not handed out twice (kombu's default is one hour). A killed pool child
+    # is faster: its message is requeued at once (reject_on_worker_lost).
+    "visibility_timeout": PDF_JOB_TIME_LIMIT + 120,
+    # A broker that is down or hung makes a publish fail within seconds, not hang the
+    # request (exports.services.pdf_job_send records the job as waiting for the queue).
+    "socket_connect_timeout": 3,
+    "socket_timeout": 5,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 1,
+}
+# Long acks_late jobs: a worker reserves no message beyond the ones it is running, so none
+# waits unacknowledged behind a 20-minute build (and is redelivered to another worker).
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # The beat schedule lives here, in one place (issue: reminders).
 from celery.schedules import crontab  # noqa: E402
 
@@ -182,6 +223,13 @@ CELERY_BEAT_SCHEDULE = {
     "expire-pdf-job-files": {
         "task": "exports.tasks.expire_pdf_job_files",
         "schedule": crontab(hour=3, minute=30),
+    },
+    # Every minute: send again PDF jobs whose message was never sent (broker down) or lost,
+    # and take over jobs whose worker died or ran past the time limit (exports.services).
+    "sweep-pdf-jobs": {
+        "task": "exports.tasks.sweep_pdf_jobs",
+        "schedule": 60.0,
+        "options": {"expires": 50},
     },
 }
 

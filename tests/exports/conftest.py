@@ -3,6 +3,7 @@ helpers that read PDFs the way a person would (text, and a picture of page 1).""
 
 import re
 import subprocess
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -95,13 +96,26 @@ def first_page_png(content: bytes, tmp_path: Path) -> Path:
     return next(tmp_path.glob("page*.png"))
 
 
+@contextmanager
+def celery_conf(**values):
+    """Celery settings changed for a block, under both their names: celery 5.6 reads the
+    Django setting (CELERY_TASK_ALWAYS_EAGER) before the same one set on app.conf
+    (task_always_eager), so setting only the latter does nothing there."""
+    names = {name: f"CELERY_{name.upper()}" for name in values}
+    previous = {name: getattr(app.conf, name) for name in names}
+    previous |= {django_name: app.conf.get(django_name) for django_name in names.values()}
+    app.conf.update({key: values[name] for name, django in names.items() for key in (name, django)})
+    try:
+        yield
+    finally:
+        app.conf.update(previous)
+
+
 @pytest.fixture
 def eager_celery():
     """Run tasks in-process even when REDIS_URL points at a real broker (CI)."""
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = previous
+    with celery_conf(task_always_eager=True):
+        yield
 
 
 def ask_again_form(html: str) -> tuple[str, dict[str, str]]:

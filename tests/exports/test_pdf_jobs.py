@@ -56,6 +56,7 @@ def test_the_job_page_polls_a_small_json_status_while_queued(client, coordinator
         "done": 0,
         "total": 0,
         "error": "",
+        "notice": "",
         "download_url": "",
         "filename": "",
     }
@@ -113,9 +114,9 @@ def test_a_job_held_by_another_worker_waits_and_an_abandoned_one_is_taken_over(
     )
     PdfJob.objects.filter(pk=job.pk).update(status="running", started_at=timezone.now())
     assert services.pdf_job_build(job_id=job.pk) == services.BuildOutcome.BUSY
-    # The worker holding it died: after the hard time limit the job is built again.
-    abandoned = timezone.now() - services.STALE_AFTER - timedelta(seconds=1)
-    PdfJob.objects.filter(pk=job.pk).update(started_at=abandoned)
+    # The worker holding it died: once its heartbeat is stale the job is built again.
+    abandoned = timezone.now() - services.heartbeat_stale() - timedelta(seconds=1)
+    PdfJob.objects.filter(pk=job.pk).update(started_at=abandoned, heartbeat_at=abandoned)
     assert services.pdf_job_build(job_id=job.pk) == services.BuildOutcome.BUILT
     job.refresh_from_db()
     assert job.status == "done" and job.file and job.attempts == 1
