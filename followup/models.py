@@ -2,6 +2,9 @@
 extensions and visit reminders. Visits themselves are `patients.Visit` rows (one per patient
 per visit definition), created by `followup.services`."""
 
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
@@ -527,7 +530,8 @@ class VisitExtension(BaseModel):
 
 class Reminder(BaseModel):
     """One reminder e-mail about one visit, claimed before it is sent: unique per (visit,
-    kind), so running the daily job twice sends nothing twice."""
+    kind), so running the daily job twice sends nothing twice. A claim older than
+    REMINDER_SENDING_STALE_MINUTES was left by a sender that died: the next run takes it."""
 
     # Operational state (claimed, sent, failed), not clinical data: its status flips are not
     # clinical changes, so the capture trigger skips it (audit/dbtriggers.py).
@@ -548,6 +552,9 @@ class Reminder(BaseModel):
     status = models.CharField(max_length=7, choices=Status.choices, default=Status.PENDING)
     due_on = models.DateField("due on")
     attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a run last claimed it to send it."
+    )
     sent_at = models.DateTimeField(null=True, blank=True)
     recipients = models.TextField(blank=True, help_text="E-mail addresses, comma-separated.")
     error = models.TextField(blank=True)
@@ -563,3 +570,20 @@ class Reminder(BaseModel):
 
     def __str__(self):
         return f"{self.get_kind_display()} {self.visit}"
+
+    @classmethod
+    def abandoned_before(cls, *, now: datetime) -> datetime:
+        """A claim made before this instant is abandoned: no live sender holds a reminder
+        that long (REMINDER_SENDING_STALE_MINUTES, longer than the job's time limit)."""
+        return now - timedelta(minutes=settings.REMINDER_SENDING_STALE_MINUTES)
+
+    @classmethod
+    def claimable(cls, *, now: datetime) -> Q:
+        """The rows a run may claim: pending, failed, or sending since before
+        abandoned_before(). A row left sending without a claim time (before claimed_at
+        existed) counts from its last save."""
+        before = cls.abandoned_before(now=now)
+        abandoned = Q(status=cls.Status.SENDING) & (
+            Q(claimed_at__lt=before) | Q(claimed_at__isnull=True, updated_at__lt=before)
+        )
+        return Q(status__in=[cls.Status.PENDING, cls.Status.FAILED]) | abandoned

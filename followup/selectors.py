@@ -18,6 +18,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from django.db.models import Exists, Max, OuterRef, Q, QuerySet
+from django.utils import timezone
 
 from core import crf
 from labs.models import (
@@ -326,9 +327,10 @@ class ReminderDue:
 
 
 def reminders_due(*, today: date) -> list[ReminderDue]:
-    """Reminders to send today, not yet sent: `window_opens_soon` from the protocol's
-    reminder_lead_days before a window opens until it opens, `overdue` while a visit is
-    overdue. Patients withdrawn or at the end of the study get none."""
+    """Reminders to send today, not yet sent nor being sent (a claim abandoned by a sender
+    that died is to send again: Reminder.claimable): `window_opens_soon` from the
+    protocol's reminder_lead_days before a window opens until it opens, `overdue` while a
+    visit is overdue. Patients withdrawn or at the end of the study get none."""
     visits = _followup_visits(Visit.objects.filter(target_date__isnull=False))
     due = []
     for row in schedule_rows(visits=visits, today=today):
@@ -340,11 +342,10 @@ def reminders_due(*, today: date) -> list[ReminderDue]:
             due.append(ReminderDue(visit, Reminder.Kind.WINDOW_OPENS_SOON))
         elif row.status == VisitStatus.OVERDUE:
             due.append(ReminderDue(visit, Reminder.Kind.OVERDUE))
-    handled = set(
-        Reminder.objects.filter(
-            visit__in=[d.visit.pk for d in due],
-            status__in=[Reminder.Status.SENT, Reminder.Status.SENDING],
-        ).values_list("visit_id", "kind")
+    handled = set(  # sent, or being sent by a run that is still alive
+        Reminder.objects.filter(visit__in=[d.visit.pk for d in due])
+        .exclude(Reminder.claimable(now=timezone.now()))
+        .values_list("visit_id", "kind")
     )
     return [d for d in due if (d.visit.pk, d.kind) not in handled]
 

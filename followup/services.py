@@ -10,11 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import F, Max
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from audit.concurrency import merge_concurrent_edit
@@ -524,47 +526,60 @@ def _reminder_message(due: ReminderDue) -> tuple[str, str]:
 
 
 def _reminder_send(*, due: ReminderDue, today: date, recipients_by_site: dict) -> str:
-    """Claim the reminder row (unique per visit and kind, then PENDING/FAILED -> SENDING in
-    one conditional UPDATE), send, record the result. Returns the final status, or "" when
-    another run holds or already sent it."""
+    """Claim the reminder row, send, record the result. Returns the final status, or "" when
+    another run holds or already sent it.
+
+    The row is unique per visit and kind; the claim is one conditional UPDATE from a
+    claimable status (pending, failed, or sending but abandoned by a sender that died:
+    Reminder.claimable) to sending, stamped with its time. Two runs at once never both
+    hold it: PostgreSQL re-checks the condition of the second UPDATE once the first has
+    committed, and a fresh claim no longer matches it."""
     reminder, _ = Reminder.objects.get_or_create(
         visit=due.visit, kind=due.kind, defaults={"due_on": today}
     )
-    claimed = Reminder.objects.filter(
-        pk=reminder.pk, status__in=[Reminder.Status.PENDING, Reminder.Status.FAILED]
-    ).update(status=Reminder.Status.SENDING, attempts=F("attempts") + 1, due_on=today)
+    claimed_at = timezone.now()
+    claimed = Reminder.objects.filter(Reminder.claimable(now=claimed_at), pk=reminder.pk).update(
+        status=Reminder.Status.SENDING,
+        claimed_at=claimed_at,
+        attempts=F("attempts") + 1,
+        due_on=today,
+    )
     if not claimed:
         return ""
-    reminder.refresh_from_db()
     site = due.visit.patient.site
     if site.pk not in recipients_by_site:
         recipients_by_site[site.pk] = coordinator_emails(site=site)
     recipients = recipients_by_site[site.pk]
+    outcome = {"sent_at": None, "recipients": ", ".join(recipients), "error": ""}
     if not recipients:
-        reminder.status = Reminder.Status.FAILED
-        reminder.error = f"No coordinator with an e-mail address works at site {site.code}."
+        outcome["status"] = Reminder.Status.FAILED
+        outcome["error"] = f"No coordinator with an e-mail address works at site {site.code}."
     else:
         subject, body = _reminder_message(due)
         try:
             send_mail(subject, body, None, recipients)
         except Exception as exc:  # any mail failure is recorded, and retried by the next run
             logger.exception("Reminder %s could not be sent", reminder.pk)
-            reminder.status = Reminder.Status.FAILED
-            reminder.error = str(exc)[:500]
+            outcome["status"] = Reminder.Status.FAILED
+            outcome["error"] = str(exc)[:500]
         else:
-            reminder.status = Reminder.Status.SENT
-            reminder.sent_at = timezone.now()
-            reminder.error = ""
-        reminder.recipients = ", ".join(recipients)
-    reminder.save(update_fields=["status", "sent_at", "recipients", "error", "updated_at"])
-    return reminder.status
+            outcome["status"] = Reminder.Status.SENT
+            outcome["sent_at"] = timezone.now()
+    # Recorded only while this run still holds its claim: a sender so slow that another run
+    # took the row over leaves that run's result as it is.
+    Reminder.objects.filter(
+        pk=reminder.pk, status=Reminder.Status.SENDING, claimed_at=claimed_at
+    ).update(**outcome, updated_at=timezone.now())
+    return outcome["status"]
 
 
 def reminders_dispatch(*, today: date) -> DispatchResult:
     """Send today's visit reminders to the coordinators of each patient's site. Each
     reminder is claimed on its own row before it is sent and committed at once (no
     surrounding transaction), so running the job twice, or twice at the same time, sends
-    nothing twice. A failed reminder is retried by the next run while it is still due."""
+    nothing twice. A failed reminder is retried by the next run while it is still due, and
+    so is one left "sending" by a sender that died, once its claim is older than
+    REMINDER_SENDING_STALE_MINUTES."""
     result = DispatchResult()
     recipients_by_site: dict[int, list[str]] = {}
     for due in reminders_due(today=today):
@@ -576,6 +591,27 @@ def reminders_dispatch(*, today: date) -> DispatchResult:
         else:
             result.skipped += 1
     return result
+
+
+def reminders_recheck_in() -> timedelta | None:
+    """When to look again for reminders another sender holds: a minute after the oldest
+    claim still in progress would count as abandoned; None when no claim is in progress.
+    If that sender died (its worker was killed mid-send and the job, redelivered at once,
+    found the claim still fresh), the reminder is then sent that day, not at the next
+    daily run."""
+    now = timezone.now()
+    oldest = (
+        Reminder.objects.filter(status=Reminder.Status.SENDING)
+        .exclude(Reminder.claimable(now=now))
+        .annotate(since=Coalesce("claimed_at", "updated_at"))
+        .order_by("since")
+        .values_list("since", flat=True)
+        .first()
+    )
+    if oldest is None:
+        return None
+    stale = timedelta(minutes=settings.REMINDER_SENDING_STALE_MINUTES)
+    return max(oldest + stale - now, timedelta(0)) + timedelta(minutes=1)
 
 
 def ensure_not_after_end_of_study(*, record) -> None:

@@ -232,6 +232,15 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 50},
     },
 }
+# A reminder claimed (status "sending") longer ago than this was left by a sender that died:
+# the next run claims it again and sends it (followup.models.Reminder.claimable). It must be
+# longer than any live send, so a reminder held by a live sender is never sent twice: the
+# job's hard time limit (CELERY_TASK_TIME_LIMIT) ends a sender well before.
+REMINDER_SENDING_STALE_MINUTES = env.int("REMINDER_SENDING_STALE_MINUTES", default=15)
+if REMINDER_SENDING_STALE_MINUTES * 60 <= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        "REMINDER_SENDING_STALE_MINUTES must be longer than CELERY_TASK_TIME_LIMIT."
+    )
 
 # Every model of these apps is clinical: audited, and on PostgreSQL guarded by triggers
 # (audit/dbtriggers.py) that record changes made outside the app and refuse deletion.
