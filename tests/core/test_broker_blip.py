@@ -13,11 +13,9 @@ takes on the reminder it is about to claim, so that it is surely running while R
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import psycopg2
 import pytest
@@ -31,6 +29,7 @@ from core.roles import Role
 from followup.models import Reminder
 
 from ..conftest import make_user
+from ..faults import PrivateRedis, database_url, wait_for
 from ..followup.factories import treated_patient
 
 pytestmark = [
@@ -42,70 +41,6 @@ pytestmark = [
 OUTAGE_SECONDS = 5
 LEAD = 7  # the protocol's reminder_lead_days: M4's window opens in LEAD days
 DAILY_JOB = "followup.tasks.send_visit_reminders"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for(predicate, *, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-class PrivateRedis:
-    """A redis-server of this test's own, stopped and started at will; its data survives a
-    restart (append-only file), as the compose stack's does."""
-
-    def __init__(self, folder: Path):
-        self.port = _free_port()
-        self.folder = folder
-        self.process = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                shutil.which("redis-server"),
-                "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", str(self.folder), "--appendonly", "yes", "--save", "",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        _wait_for(self._answers, timeout=10, what="redis-server to answer")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
-    def _answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
-    return (
-        f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:"
-        f"{db['PORT'] or 5432}/{db['NAME']}"
-    )
 
 
 def _lock_the_reminder(pk: int):
@@ -139,7 +74,7 @@ def _result(redis: PrivateRedis, task_id: str, worker, timeout: float = 20):
     key = f"celery-task-meta-{task_id}"
     store = Redis.from_url(redis.url)
     try:
-        _wait_for(
+        wait_for(
             lambda: store.exists(key) or worker.poll() is not None,
             timeout=timeout,
             what=f"job {task_id}",
@@ -168,7 +103,7 @@ def private_redis(tmp_path):
         if os.environ.get("EDC_REQUIRE_FULL_RUN") == "1":
             pytest.fail("redis-server is not installed (apt-get install redis-server)")
         pytest.skip("needs the redis-server binary (apt-get install redis-server)")
-    redis = PrivateRedis(tmp_path)
+    redis = PrivateRedis(tmp_path, persistent=True)
     redis.start()
     yield redis
     redis.stop()
@@ -186,7 +121,7 @@ def worker(private_redis, tmp_path):
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "REDIS_URL": private_redis.url,
         "CELERY_BROKER_URL": private_redis.url,
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
     }
     with log.open("w") as out:
         process = subprocess.Popen(
@@ -209,7 +144,9 @@ def worker(private_redis, tmp_path):
 @pytest.fixture
 def beat(private_redis):
     """Sends the jobs by name, as beat does, to the private Redis (results: see _result)."""
-    app = Celery("broker-blip-test", broker=private_redis.url)
+    # Not the current app: shared tasks (pdf_job_run.delay...) resolve to the current app, and
+    # later tests in this process would publish through this one once it is closed.
+    app = Celery("broker-blip-test", broker=private_redis.url, set_as_current=False)
     yield app
     app.close()
 
@@ -226,7 +163,7 @@ def test_a_worker_holding_an_acks_late_job_survives_a_five_second_redis_outage(
         due_on=timezone.localdate(),
     )
 
-    _wait_for(
+    wait_for(
         lambda: " ready." in worker.log.read_text() or worker.poll() is not None,
         timeout=30,
         what="the worker to start",
@@ -236,7 +173,7 @@ def test_a_worker_holding_an_acks_late_job_survives_a_five_second_redis_outage(
     lock = _lock_the_reminder(reminder.pk)
     try:
         held = beat.send_task(DAILY_JOB, args=[today])
-        _wait_for(_a_session_waits_on_a_lock, timeout=20, what="the job to reach its claim")
+        wait_for(_a_session_waits_on_a_lock, timeout=20, what="the job to reach its claim")
 
         private_redis.stop()
         time.sleep(OUTAGE_SECONDS)

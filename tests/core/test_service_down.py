@@ -3,7 +3,6 @@ nothing was saved, never a bare 500; and after a restart a kept connection is te
 use, so gunicorn's workers do not answer one more 500 each."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,13 +21,9 @@ from django.utils import timezone
 
 from patients.models import Patient
 
+from ..faults import free_port
+
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager
@@ -37,7 +32,7 @@ def database_unreachable():
     attempt is refused for real, as when PostgreSQL is down."""
     saved = connection.settings_dict["PORT"]
     connection.close()
-    connection.settings_dict["PORT"] = str(_free_port())
+    connection.settings_dict["PORT"] = str(free_port())
     try:
         yield
     finally:
@@ -90,7 +85,7 @@ def _get(url) -> int:
 def test_after_a_database_restart_the_first_request_of_a_gunicorn_worker_succeeds():
     """Production keeps connections (CONN_MAX_AGE). When PostgreSQL restarts, each kept
     connection is dead: with CONN_HEALTH_CHECKS the next request reconnects."""
-    port = _free_port()
+    port = free_port()
     db = connection.settings_dict
     env = {
         **os.environ,

@@ -27,7 +27,6 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 from kombu import pools
-from redis import Redis
 
 from config.celery_app import app
 from exports import services
@@ -35,6 +34,7 @@ from exports.models import PdfJob
 from exports.tasks import pdf_job_run, sweep_pdf_jobs
 
 from ..conftest import enrol, give_consent
+from ..faults import PrivateRedis, database_url, wait_for
 from .conftest import celery_conf
 
 # The worker process's limits (settings read from its environment): a time limit of a minute
@@ -47,61 +47,6 @@ WORKER_ENV = {
 # A site ZIP of this many casebooks takes several seconds to build: long enough to be hit
 # mid-build, a real workload rather than a sleep put in the code for the test.
 PATIENTS = 26
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for(predicate, *, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-class PrivateRedis:
-    """A redis-server of this test's own on a free port, started when the test says so."""
-
-    def __init__(self, folder: Path):
-        self.port = _free_port()
-        self.folder = folder
-        self.process = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--dir", str(self.folder), "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        _wait_for(self._answers, timeout=10, what="redis-server to answer")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
-    def queued(self, queue: str) -> int:
-        with Redis.from_url(self.url) as client:
-            return client.llen(queue)
-
-    def _answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
 
 
 def _reset_producers() -> None:
@@ -151,15 +96,6 @@ def mute_broker():
     listener.close()
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
-    return (
-        f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:"
-        f"{db['PORT'] or 5432}/{db['NAME']}"
-    )
-
-
 class Worker:
     """`celery -A config worker --pool prefork --concurrency 1` against the private Redis
     and this test's database, consuming this test process's queue and its own default one
@@ -173,7 +109,7 @@ class Worker:
             "DJANGO_SETTINGS_MODULE": "config.settings.test",
             "REDIS_URL": broker.url,
             "CELERY_BROKER_URL": broker.url,
-            "DATABASE_URL": _database_url(),
+            "DATABASE_URL": database_url(),
         }
         with log.open("a") as out:
             self.process = subprocess.Popen(
@@ -182,7 +118,7 @@ class Worker:
                  "-Q", f"{app.conf.task_default_queue},celery", "--loglevel", "INFO"],
                 cwd=django_settings.BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
-        _wait_for(
+        wait_for(
             lambda: " ready." in log.read_text() or self.process.poll() is not None,
             timeout=60,
             what="the worker to start",
@@ -323,7 +259,7 @@ def test_once_the_broker_is_back_the_sweep_sends_the_job_and_a_worker_builds_it(
     workers()  # starts the broker, then a worker
     back = time.monotonic()
     assert services.pdf_jobs_sweep() == {"failed": 0, "requeued": 0, "sent": 1, "not_sent": 0}
-    _wait_for(lambda: _job_status(job).status == "done", timeout=60, what="the job to be built")
+    wait_for(lambda: _job_status(job).status == "done", timeout=60, what="the job to be built")
     took = time.monotonic() - back
     assert job.attempts == 1 and len(_files_of(job)) == 1
     assert services.pdf_jobs_sweep() == {"failed": 0, "requeued": 0, "sent": 0, "not_sent": 0}
@@ -520,16 +456,16 @@ def test_a_worker_child_killed_mid_zip_is_built_again_once_within_the_time_limit
     _ask(client, kind="site_casebooks", site=site.uuid)
     job = PdfJob.objects.get()
     worker_media.append(job)
-    _wait_for(lambda: _job_status(job).progress_done >= 3, timeout=60, what="3 casebooks built")
+    wait_for(lambda: _job_status(job).progress_done >= 3, timeout=60, what="3 casebooks built")
     child = int(job.worker.rpartition(":")[2])
     assert child in worker.children()  # the pool process building it
     os.kill(child, signal.SIGKILL)
     killed = time.monotonic()
 
-    _wait_for(lambda: _job_status(job).status != "running" or job.attempts > 1, timeout=30,
+    wait_for(lambda: _job_status(job).status != "running" or job.attempts > 1, timeout=30,
               what="the job to be taken over")  # fmt: skip
     taken_over = time.monotonic() - killed
-    _wait_for(lambda: _job_status(job).status == "done", timeout=90, what="the job to be built")
+    wait_for(lambda: _job_status(job).status == "done", timeout=90, what="the job to be built")
     done = time.monotonic() - killed
     assert done < int(WORKER_ENV["PDF_JOB_TIME_LIMIT"])
     assert job.attempts == 2 and job.worker != f"{socket.gethostname()}:{child}"
@@ -557,7 +493,7 @@ def test_a_whole_worker_killed_mid_zip_is_taken_over_by_the_sweep(
     _ask(client, kind="site_casebooks", site=site.uuid)
     job = PdfJob.objects.get()
     worker_media.append(job)
-    _wait_for(lambda: _job_status(job).progress_done >= 3, timeout=60, what="3 casebooks built")
+    wait_for(lambda: _job_status(job).progress_done >= 3, timeout=60, what="3 casebooks built")
     # The machine loses the whole worker (OOM, container killed): parent and child at once.
     # Its message stays unacknowledged in Redis until the visibility timeout.
     for pid in (first.process.pid, *first.children()):
@@ -573,8 +509,8 @@ def test_a_whole_worker_killed_mid_zip_is_taken_over_by_the_sweep(
         time.sleep(1)
         return _job_status(job).attempts > 1
 
-    _wait_for(swept_and_taken_over, timeout=30, what="the sweep to queue it again")
-    _wait_for(lambda: _job_status(job).status == "done", timeout=90, what="the job to be built")
+    wait_for(swept_and_taken_over, timeout=30, what="the sweep to queue it again")
+    wait_for(lambda: _job_status(job).status == "done", timeout=90, what="the job to be built")
     done = time.monotonic() - killed
     assert done < int(WORKER_ENV["PDF_JOB_TIME_LIMIT"])
     assert job.attempts == 2 and len(_files_of(job)) == 1
@@ -608,11 +544,11 @@ def test_a_database_connection_lost_mid_zip_is_recorded_after_reconnecting(
     _ask(client, kind="site_casebooks", site=site.uuid)
     job = PdfJob.objects.get()
     worker_media.append(job)
-    _wait_for(lambda: _job_status(job).progress_done >= 3, timeout=60, what="3 casebooks built")
+    wait_for(lambda: _job_status(job).progress_done >= 3, timeout=60, what="3 casebooks built")
     assert _terminate_other_backends() >= 1
     cut = time.monotonic()
 
-    _wait_for(lambda: _job_status(job).status != "running", timeout=30, what="the job to end")
+    wait_for(lambda: _job_status(job).status != "running", timeout=30, what="the job to end")
     took = time.monotonic() - cut
     assert job.status == "failed", (job.status, worker.log.read_text()[-3000:])
     assert job.error == services.DB_LOST_MESSAGE
@@ -624,5 +560,5 @@ def test_a_database_connection_lost_mid_zip_is_recorded_after_reconnecting(
     _ask(client, kind="site_casebooks", site=site.uuid)
     again = PdfJob.objects.exclude(pk=job.pk).get()
     worker_media.append(again)
-    _wait_for(lambda: _job_status(again).status == "done", timeout=90, what="the next job")
+    wait_for(lambda: _job_status(again).status == "done", timeout=90, what="the next job")
     print(f"database connection killed mid-ZIP: recorded as failed {took:.1f} s later")
