@@ -181,3 +181,27 @@ def test_the_job_schedules_nothing_when_no_reminder_is_held(soon, cora, monkeypa
     )
     assert tasks.send_visit_reminders(timezone.localdate().isoformat())["sent"] == 1
     assert scheduled == []
+
+
+def test_a_mail_server_that_never_answers_fails_the_reminder_in_seconds(soon, cora, settings):
+    """A sender must not hang on a dead mail server until the task's time limit (its claim
+    would then look abandoned while it still runs): EMAIL_TIMEOUT, then FAILED and retried."""
+    import socket
+    import time
+
+    assert settings.EMAIL_TIMEOUT == 30  # the deployed default (config/settings/base.py)
+    mute = socket.socket()  # accepts the connection, never says a word
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(4)
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", mute.getsockname()[1]
+    settings.EMAIL_TIMEOUT = 1
+    try:
+        started = time.monotonic()
+        result = dispatch()
+        took = time.monotonic() - started
+    finally:
+        mute.close()
+    assert result.sent == 0 and took < 10
+    reminder = Reminder.objects.get()
+    assert reminder.status == Reminder.Status.FAILED and "timed out" in reminder.error
