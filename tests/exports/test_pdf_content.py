@@ -132,13 +132,14 @@ def test_T_ES_02_signatures_and_open_queries_are_printed_where_they_belong(
         agree=True,
     )
     m4_hormones = full_patient.visits.get(definition__code="M4").labs_hormoneprofile_set.get()
-    query_open(
+    query = query_open(
         record=m4_hormones, field_name="lh", question="Please confirm LH units", user=monitor
     )
     text = pdf_text(_pdf(full_patient, coordinator), tmp_path)
-    # Every date on a CRF PDF is UTC (the document says so): the query's date too.
-    raised_on = timezone.now().astimezone(UTC).date()
-    assert f"OPEN QUERY: Please confirm LH units (mona, {raised_on:%d %b %Y})" in text
+    # Every time on a CRF PDF is UTC and says so: at 00:30 in Cairo the date is still the
+    # day before in UTC, and the reader sees why.
+    raised = query.created_at.astimezone(UTC)
+    assert f"OPEN QUERY: Please confirm LH units (mona, {raised:%d %b %Y %H:%M} UTC)" in text
     signed = signature.signed_at.astimezone(UTC)
     assert signature.signer_full_name in text and f"{signed:%d %b %Y %H:%M} UTC" in text
     assert "I confirm the data are accurate and complete" in text
