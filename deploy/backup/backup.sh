@@ -53,6 +53,9 @@ started=$SECONDS
 #    transaction and pg_dump reads the same snapshot (--snapshot), so rows written meanwhile
 #    by the running application are in neither: the manifest describes exactly the dump.
 coproc PSQL { exec psql -X -q -At -v ON_ERROR_STOP=1 -d "$DATABASE_URL" 2>&1; }
+# Copied at once: bash unsets PSQL and PSQL_PID as soon as the coprocess exits (after the
+# COMMIT below it may already have), and `set -u` then fails on them.
+psql_pid=$PSQL_PID
 psql_in=${PSQL[1]}
 psql_out=${PSQL[0]}
 echo "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;" >&"$psql_in"
@@ -68,7 +71,7 @@ pg_dump --format=custom --snapshot="$snapshot" --file="$work/db.dump" -d "$DATAB
     || die "pg_dump failed"
 echo "COMMIT;" >&"$psql_in"
 exec {psql_in}>&-
-wait "$PSQL_PID" || die "psql session ended with an error"
+wait "$psql_pid" || die "psql session ended with an error"
 # The archive's table of contents reads back (a truncated file does not).
 pg_restore --list "$work/db.dump" >/dev/null || die "the dump does not read back"
 log "database dumped ($(du -h "$work/db.dump" | cut -f1))"
