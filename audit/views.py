@@ -1,4 +1,3 @@
-import csv
 from datetime import UTC
 from urllib.parse import urlencode
 
@@ -13,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from core.csv import csv_lines
 from core.forms import apply_validation_error
 from core.permissions import role_required
 from core.roles import Role
@@ -66,32 +66,24 @@ def record_history_view(request, model_label, record_uuid):
     )
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
 def _csv_rows(entries):
-    writer = csv.writer(_Echo())
-    yield writer.writerow(CSV_COLUMNS)
+    yield CSV_COLUMNS
     for e in entries.iterator(chunk_size=2000):
-        yield writer.writerow(
-            [
-                e.timestamp.astimezone(UTC).isoformat(),
-                e.user_name,
-                e.action,
-                e.patient.study_id if e.patient_id else "",
-                e.form_code,
-                e.object_repr,
-                e.field_name,
-                e.old_value,
-                e.new_value,
-                e.reason,
-                e.ip_address or "",
-                e.user_agent,
-                e.channel,
-            ]
-        )
+        yield [
+            e.timestamp.astimezone(UTC).isoformat(),
+            e.user_name,
+            e.action,
+            e.patient.study_id if e.patient_id else "",
+            e.form_code,
+            e.object_repr,
+            e.field_name,
+            e.old_value,
+            e.new_value,
+            e.reason,
+            e.ip_address or "",
+            e.user_agent,
+            e.channel,
+        ]
 
 
 @role_required(*AUDIT_ROLES)
@@ -100,7 +92,7 @@ def audit_trail_view(request):
     filters = form.cleaned_data if form.is_valid() else {}
     entries = audit_trail(user=request.user, **{k: v for k, v in filters.items() if v})
     if request.GET.get("format") == "csv":
-        response = StreamingHttpResponse(_csv_rows(entries), content_type="text/csv")
+        response = StreamingHttpResponse(csv_lines(_csv_rows(entries)), content_type="text/csv")
         stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
         response["Content-Disposition"] = f'attachment; filename="audit-trail-{stamp}.csv"'
         return response
@@ -286,8 +278,7 @@ def audit_review_view(request):
         section = request.GET.get("section", "")
         if section not in REVIEW_CSV:
             raise Http404("Unknown section.")
-        writer = csv.writer(_Echo())
-        rows = (writer.writerow(row) for row in REVIEW_CSV[section](review))
+        rows = csv_lines(REVIEW_CSV[section](review))
         response = StreamingHttpResponse(rows, content_type="text/csv")
         name = f"audit-review-{section}-{review.date_from:%Y%m%d}-{review.date_to:%Y%m%d}.csv"
         response["Content-Disposition"] = f'attachment; filename="{name}"'

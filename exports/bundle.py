@@ -2,7 +2,6 @@
 rows, size and SHA-256: a transfer the receiver can reconcile and check for corruption
 (ICH E6(R3) 4.2.5, STANDARDS P11-22). The files are the same as the single downloads."""
 
-import csv
 import hashlib
 import io
 import zipfile
@@ -12,6 +11,7 @@ from datetime import UTC, datetime
 from typing import BinaryIO
 
 from core import crf
+from core.csv import Writer, csv_lines
 from trial.models import Protocol
 from trial.selectors import sites_for_user
 
@@ -19,7 +19,6 @@ from .datasets import (
     adverse_event_rows,
     analysis_rows,
     concomitant_medication_rows,
-    csv_lines,
     dictionary_rows,
     form_rows,
 )
@@ -95,7 +94,7 @@ def write_bundle(target: BinaryIO, *, user, protocol: Protocol, now: datetime) -
             for dataset in dataset_files(user=user, protocol=protocol, now=now)
         ]
         manifest = io.StringIO()
-        writer = csv.writer(manifest)
+        writer = Writer(manifest)
         writer.writerow(MANIFEST_COLUMNS)
         for line in lines:
             writer.writerow(

@@ -9,11 +9,12 @@
 No direct identifier (name, phone, national id, address) or date of birth is ever read here:
 patients are keyed by study id, age is given at enrolment."""
 
-import csv
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 
+# csv_lines is the app's one CSV writer (formula cells neutralised); kept importable from here.
+from core.csv import csv_lines as csv_lines
 from followup.selectors import outcome_records_of, outcomes_from
 from patients.models import CrfRecord, Patient
 from trial.models import Protocol, VisitDefinition
@@ -31,19 +32,6 @@ KEY_COLUMNS = [
 ]
 BASELINE_KINDS = (VisitDefinition.Kind.SCREENING,)
 FOLLOWUP_KINDS = (VisitDefinition.Kind.SCHEDULED, VisitDefinition.Kind.UNSCHEDULED)
-
-
-class _Echo:
-    """A file-like object whose write() returns the line, for csv.writer in a generator."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def csv_lines(rows: Iterable[list]) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    for row in rows:
-        yield writer.writerow(row)
 
 
 # ---- one CSV per form ------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from core import crf
+from core.csv import csv_lines
 from core.permissions import role_required
 from core.roles import Role, has_role
 from core.scoping import scoped_object_or_404
@@ -28,7 +29,6 @@ from .datasets import (
     adverse_event_rows,
     analysis_rows,
     concomitant_medication_rows,
-    csv_lines,
     dictionary_rows,
     form_rows,
 )

@@ -1,4 +1,3 @@
-import csv
 from datetime import UTC
 
 from django.contrib import messages
@@ -10,6 +9,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from core import crf
+from core.csv import csv_lines
 from core.forms import apply_validation_error
 from core.permissions import role_required
 from core.roles import DATA_ENTRY_ROLES, Role, has_role
@@ -222,48 +222,42 @@ def unlock_view(request, signature_uuid):
 # ---- consent audit ---------------------------------------------------------------------------
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
 def _consent_csv(rows):
-    writer = csv.writer(_Echo())
-    yield writer.writerow(
-        [
-            "study_id",
-            "site",
-            "consent_state",
-            "version_signed",
-            "current_version",
-            "signed_at_utc",
-            "obtained_by",
-            "witness",
-            "document",
-            "withdrawn_on",
-            "withdrawal_reason",
-            "first_data_date",
-            "problems",
-        ]
-    )
+    yield from csv_lines(_consent_rows(rows))
+
+
+def _consent_rows(rows):
+    yield [
+        "study_id",
+        "site",
+        "consent_state",
+        "version_signed",
+        "current_version",
+        "signed_at_utc",
+        "obtained_by",
+        "witness",
+        "document",
+        "withdrawn_on",
+        "withdrawal_reason",
+        "first_data_date",
+        "problems",
+    ]
     for r in rows:
-        yield writer.writerow(
-            [
-                r.patient.study_id,
-                r.patient.site.code,
-                r.state,
-                r.version,
-                r.current_version,
-                r.signed_at.astimezone(UTC).isoformat() if r.signed_at else "",
-                r.obtained_by,
-                r.witness,
-                "present" if r.document_present else "missing",
-                r.withdrawn_on.isoformat() if r.withdrawn_on else "",
-                r.withdrawal_reason,
-                r.first_data_date.isoformat() if r.first_data_date else "",
-                "; ".join(r.problems),
-            ]
-        )
+        yield [
+            r.patient.study_id,
+            r.patient.site.code,
+            r.state,
+            r.version,
+            r.current_version,
+            r.signed_at.astimezone(UTC).isoformat() if r.signed_at else "",
+            r.obtained_by,
+            r.witness,
+            "present" if r.document_present else "missing",
+            r.withdrawn_on.isoformat() if r.withdrawn_on else "",
+            r.withdrawal_reason,
+            r.first_data_date.isoformat() if r.first_data_date else "",
+            "; ".join(r.problems),
+        ]
 
 
 @role_required(*MONITOR_ROLES)
@@ -305,29 +299,33 @@ USER_COLUMNS = [
 
 
 def _user_access_csv(rows):
-    writer = csv.writer(_Echo())
-    yield writer.writerow(USER_COLUMNS)
+    yield from csv_lines(_user_access_rows(rows))
+
+
+def _user_access_rows(rows):
+    yield USER_COLUMNS
     for row in rows:
         values = row.as_dict()
         values["roles"], values["sites"] = "; ".join(row.roles), "; ".join(row.sites)
-        yield writer.writerow([values[c] for c in USER_COLUMNS])
+        yield [values[c] for c in USER_COLUMNS]
 
 
 def _access_history_csv(rows):
-    writer = csv.writer(_Echo())
-    yield writer.writerow(["timestamp_utc", "username", "change", "detail", "changed_by", "ip"])
+    yield from csv_lines(_access_history_rows(rows))
+
+
+def _access_history_rows(rows):
+    yield ["timestamp_utc", "username", "change", "detail", "changed_by", "ip"]
     for row in rows:
         for e in row.changes:
-            yield writer.writerow(
-                [
-                    e.timestamp.astimezone(UTC).isoformat(),
-                    e.username,
-                    e.kind,
-                    e.detail,
-                    e.actor_name,
-                    e.ip_address or "",
-                ]
-            )
+            yield [
+                e.timestamp.astimezone(UTC).isoformat(),
+                e.username,
+                e.kind,
+                e.detail,
+                e.actor_name,
+                e.ip_address or "",
+            ]
 
 
 @role_required(Role.ADMIN)

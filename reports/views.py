@@ -1,10 +1,9 @@
-import csv
-
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from core.csv import Writer
 from core.permissions import role_required
 from core.roles import RESULTS_ROLES
 from core.scoping import scoped_object_or_404
@@ -39,7 +38,7 @@ def results_csv(request):
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     filename = results_filename(results=data, extension="csv")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    csv.writer(response).writerows(results_csv_rows(results=data))
+    Writer(response).writerows(results_csv_rows(results=data))
     return response
 
 
