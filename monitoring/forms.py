@@ -30,7 +30,10 @@ class SignForm(forms.Form):
     """Both signature components are asked every time (21 CFR 11.200, strictest reading). A
     first-time signer also accepts the signature agreement (the service enforces it)."""
 
-    username = forms.CharField(label="User name")
+    username = forms.CharField(
+        label="User name",
+        help_text="Your own: a signature is made by the signed-in user only.",
+    )
     password = forms.CharField(widget=forms.PasswordInput)
     meaning = forms.ChoiceField(
         choices=Signature.Meaning.choices,
@@ -51,6 +54,14 @@ class SignForm(forms.Form):
 
 class UnlockForm(forms.Form):
     reason = forms.CharField(label="Reason for unlocking", widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class UserUnlockForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason for unlocking",
+        max_length=500,
+        help_text="e.g. 'Phoned the user: mistyped password, identity checked'.",
+    )
 
 
 class AccessReviewForm(forms.Form):

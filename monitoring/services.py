@@ -1,6 +1,7 @@
 """Writes of the monitoring workflow: queries, signatures, unlocks. Each is audited."""
 
 from django.contrib.auth import authenticate
+from django.contrib.auth.signals import user_login_failed
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -159,16 +160,29 @@ def query_reopen(*, query: DataQuery, text: str, user) -> DataQuery:
 
 
 def _verify_credentials(*, request, user, username: str, password: str) -> None:
-    """21 CFR 11.200: both components, every time. Failures count towards the lockout."""
-    authenticated = authenticate(request, username=username, password=password)
+    """21 CFR 11.200: both components, every time. Re-authentication is for the signed-in
+    user only: every failure, a different user name included, counts towards the signed-in
+    user's lockout, never towards the account named (which anyone could type)."""
+    own = user.get_username()
+    if username != own:
+        # Never authenticate() with the typed name: axes would count it against that account.
+        user_login_failed.send(sender=__name__, credentials={"username": own}, request=request)
+        _signature_failed(request=request, user=user, detail=f"user name typed: {username!r}")
+        raise ValidationError({"username": f"Sign with your own user name ({own}): not signed."})
+    authenticated = authenticate(request, username=own, password=password)
     if authenticated is None or authenticated.pk != user.pk:
-        log_auth_event(
-            kind=AuthEvent.Kind.SIGNATURE_FAILED,
-            username=username,
-            request=request,
-            detail=f"signature attempt by {user.get_username()}",
-        )
+        _signature_failed(request=request, user=user, detail="wrong password")
         raise ValidationError({"password": "User name or password is not correct: not signed."})
+
+
+def _signature_failed(*, request, user, detail: str) -> None:
+    log_auth_event(
+        kind=AuthEvent.Kind.SIGNATURE_FAILED,
+        username=user.get_username(),
+        user=user,
+        request=request,
+        detail=f"signature attempt by {user.get_username()}: {detail}",
+    )
 
 
 def signature_sign(

@@ -23,4 +23,5 @@ urlpatterns = [
     path("consent-audit/", views.consent_audit_view, name="consent-audit"),
     path("user-access/", views.user_access_view, name="user-access"),
     path("user-access/review/", views.access_review_record_view, name="access-review-record"),
+    path("user-access/<str:username>/unlock/", views.user_unlock_view, name="user-unlock"),
 ]

@@ -1,5 +1,6 @@
 from datetime import UTC
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
@@ -11,6 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from core import crf
 from core.csv import csv_lines
 from core.forms import apply_validation_error
+from core.lockout import locked_usernames, lockout_lift
 from core.permissions import role_required
 from core.roles import DATA_ENTRY_ROLES, Role, has_role
 from core.scoping import scoped_object_or_404
@@ -19,7 +21,14 @@ from patients.models import Patient
 from trial.selectors import sites_for_user
 
 from . import services
-from .forms import AccessReviewForm, QueryOpenForm, QueryReplyForm, SignForm, UnlockForm
+from .forms import (
+    AccessReviewForm,
+    QueryOpenForm,
+    QueryReplyForm,
+    SignForm,
+    UnlockForm,
+    UserUnlockForm,
+)
 from .models import DataQuery, Signature
 from .selectors import (
     CONSENT_PROBLEMS,
@@ -345,6 +354,9 @@ def user_access_view(request):
         "monitoring/user_access.html",
         {
             "rows": rows,
+            "locked": locked_usernames(),
+            "unlock_form": UserUnlockForm(),
+            "cooloff_minutes": settings.AXES_COOLOFF_MINUTES,
             "reviews": reviews,
             "last_review": reviews[0] if reviews else None,
             "form": AccessReviewForm(),
@@ -361,6 +373,19 @@ def access_review_record_view(request):
         messages.success(request, "Access review recorded, with the list as it stands now.")
     else:
         messages.error(request, "Write what you checked and found: the review was not recorded.")
+    return redirect("monitoring:user-access")
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def user_unlock_view(request, username):
+    """Ends a failed-login lockout before its cool-off, with a reason (an AuthEvent)."""
+    try:
+        lockout_lift(request=request, username=username, reason=request.POST.get("reason", ""))
+    except ValidationError as exc:
+        messages.error(request, f"{username} was not unlocked: {' '.join(exc.messages)}")
+    else:
+        messages.success(request, f"Lockout lifted: {username} can sign in again.")
     return redirect("monitoring:user-access")
 
 

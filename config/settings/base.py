@@ -1,6 +1,7 @@
 """Settings shared by every environment. Everything that differs between machines is read
 from the environment (12-factor, as cookiecutter-django does)."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -50,6 +51,8 @@ MIDDLEWARE = [
     # Every page needs a login except those marked @login_not_required (the login page).
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # After authentication and messages: ends a locked-out or deactivated user's session.
+    "core.session_guard.SessionGuardMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into a clear page.
     "axes.middleware.AxesMiddleware",
@@ -110,9 +113,16 @@ SESSION_COOKIE_AGE = env.int("SESSION_IDLE_MINUTES", default=30) * 60
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 
-# Failed-login lockout (21 CFR 11.300(d)); an admin unlocks with `axes_reset`.
+# Failed-login lockout (21 CFR 11.300(d)). Failed logins and failed signature passwords
+# count; a lockout ends after AXES_COOLOFF_MINUTES, or earlier when an administrator unlocks
+# the account with a reason (User access page, recorded as an AuthEvent).
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
-AXES_COOLOFF_TIME = None
+AXES_COOLOFF_MINUTES = env.int("AXES_COOLOFF_MINUTES", default=30)
+if AXES_COOLOFF_MINUTES < 1:
+    raise ImproperlyConfigured("AXES_COOLOFF_MINUTES must be 1 or more.")
+AXES_COOLOFF_TIME = timedelta(minutes=AXES_COOLOFF_MINUTES)
+# Counted from the failure that locked the account: tries during the lockout do not prolong it.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_PARAMETERS = ["username"]
 AXES_RESET_ON_SUCCESS = True
 # Lock the account, not the IP address: clinic staff share one NAT address, and locking it

@@ -1,0 +1,43 @@
+"""Ends a session whose user may no longer use the application (issue 11, finding 4)."""
+
+from django.contrib import messages
+from django.contrib.auth import SESSION_KEY, logout
+from django.shortcuts import redirect
+
+from .lockout import is_locked_out
+
+LOCKED = (
+    "Your account is locked after repeated failed sign-in or signature attempts, so you "
+    "have been signed out. Try again later or ask an administrator to unlock it."
+)
+INACTIVE = "Your account is no longer active, so you have been signed out."
+
+
+class SessionGuardMiddleware:
+    """A locked-out (django-axes) or deactivated user's open sessions end on their next
+    request, with a message on the login page.
+
+    Cost: one aggregate query on axes_accessattempt per signed-in request; nothing for
+    anonymous requests. The user and session are the ones authentication loads anyway."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = request.user
+        if user.is_authenticated:
+            if not user.is_active:
+                return self._end(request, INACTIVE)
+            if is_locked_out(request, username=user.get_username()):
+                return self._end(request, LOCKED)
+        elif SESSION_KEY in request.session:
+            # The session names a user the backends no longer return: ModelBackend refuses
+            # a deactivated account. End the session so that reactivation does not revive it.
+            return self._end(request, INACTIVE)
+        return self.get_response(request)
+
+    @staticmethod
+    def _end(request, message: str):
+        logout(request)
+        messages.error(request, message)
+        return redirect("login")
