@@ -1,9 +1,12 @@
 from django import forms
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.utils import timezone
 
 from core.choices import NY
 from core.forms import DATE_INPUT, DATETIME_INPUT, CrfForm, loaded_version_field
 from core.submissions import form_token_field
+from core.uploads import NotAScan, identify_scan
 from trial.models import ConsentVersion, StudySite
 from trial.selectors import active_protocol
 
@@ -62,24 +65,41 @@ class ConsentForm(forms.ModelForm):
         ]
         widgets = {"signed_at": DATETIME_INPUT}
 
-    def __init__(self, *args, patient, obtained_by_choices, **kwargs):
+    def __init__(self, *args, patient, obtained_by_choices, upload_too_large=False, **kwargs):
         super().__init__(*args, **kwargs)
+        # The upload handler dropped the file at the size limit (views.consent_create).
+        self.upload_too_large = upload_too_large
         self.fields["consent_version"].queryset = ConsentVersion.objects.filter(
             protocol=patient.site.protocol, effective_date__lte=timezone.localdate()
         )
         self.fields["signed_at"].input_formats = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
         self.fields["obtained_by"].queryset = obtained_by_choices
         self.fields["obtained_by"].label_from_instance = lambda u: u.get_full_name() or u.username
-        self.fields["document"].widget.attrs["accept"] = "application/pdf,image/*"
+        self.fields["document"].widget.attrs["accept"] = "application/pdf,image/jpeg,image/png"
 
     def clean_document(self):
+        """What the bytes are decides, never the name or the declared type; the file is stored
+        under a generated name with the extension of what it really is."""
+        limit_mb = settings.CONSENT_UPLOAD_MAX_MB
+        if self.upload_too_large:
+            raise forms.ValidationError(
+                f"The file is larger than {limit_mb} MB: scan the signed form at a lower "
+                "resolution or as a PDF, and upload it again."
+            )
         document = self.cleaned_data.get("document")
-        if document and hasattr(document, "content_type"):
-            allowed = ("application/pdf", "image/jpeg", "image/png")
-            if document.content_type not in allowed:
-                raise forms.ValidationError("Upload the signed form as a PDF, JPEG or PNG.")
-            if document.size > 20 * 1024 * 1024:
-                raise forms.ValidationError("The file is larger than 20 MB.")
+        if not document or not isinstance(document, UploadedFile):
+            return document
+        if document.size > limit_mb * 1024 * 1024:
+            raise forms.ValidationError(f"The file is larger than {limit_mb} MB.")
+        try:
+            scan = identify_scan(document)
+        except NotAScan as exc:
+            raise forms.ValidationError(
+                "Upload the signed form as a PDF, JPEG or PNG: this file is %(what)s.",
+                code="invalid_scan",
+                params={"what": exc.description},
+            ) from exc
+        document.content_type = scan.content_type  # stored as patients.models.signed_consent_path
         return document
 
 

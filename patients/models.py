@@ -4,6 +4,7 @@ biopsy). Lab CRFs (semen, hormones, procedure day) live in `labs`."""
 
 from datetime import date
 from decimal import Decimal
+from uuid import uuid4
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -14,6 +15,7 @@ from core.choices import NY, Laterality
 from core.limits import Limits, soft_limit_flags, validate_hard_limits
 from core.models import BaseModel
 from core.scoping import SiteScopedManager
+from core.uploads import scan_type
 from trial.models import CRITERION_SLOTS, ConsentVersion, StudySite, VisitDefinition
 
 
@@ -68,7 +70,12 @@ class PatientIdentity(BaseModel):
 
 
 def signed_consent_path(instance, filename):
-    return f"consents/{instance.patient.site.code}/{instance.patient.study_id}/{filename}"
+    """A generated name: a uuid and the extension of what the bytes are, never the uploaded name
+    (it may name the patient, or claim ".png" for a script). Files stored before keep theirs."""
+    scan = scan_type(instance.document.file)
+    extension = scan.extension if scan else ".bin"
+    patient = instance.patient
+    return f"consents/{patient.site.code}/{patient.study_id}/{uuid4().hex}{extension}"
 
 
 class Consent(BaseModel):

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -5,6 +6,7 @@ from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.generic import ListView
 
@@ -15,6 +17,7 @@ from core.permissions import role_required
 from core.roles import DATA_ENTRY_ROLES, Role, has_role
 from core.scoping import SiteScopedMixin, scoped_object_or_404
 from core.submissions import Created, already_saved, create_once
+from core.uploads import SizeLimitUploadHandler, scan_type
 from followup.selectors import VisitStatus, visit_statuses
 from monitoring import selectors as monitoring_selectors
 from reports.selectors import patient_charts
@@ -186,11 +189,24 @@ def consent_document(request, patient_uuid, consent_uuid):
     consent = get_object_or_404(Consent, patient=patient, uuid=consent_uuid)
     if not consent.document:
         raise Http404("No document uploaded.")
-    return FileResponse(
-        consent.document.open("rb"),
-        as_attachment=False,
-        filename=consent.document.name.rsplit("/", 1)[-1],
+    # The type comes from the bytes (files stored before the check may be anything): a PDF,
+    # JPEG or PNG is shown inline in a sandbox (no script, no same origin); anything else is
+    # a download the browser may not sniff into a page.
+    document = consent.document.open("rb")
+    scan = scan_type(document)
+    name = consent.document.name.rsplit("/", 1)[-1]
+    if scan:
+        name = f"{name.rsplit('.', 1)[0]}{scan.extension}"
+    response = FileResponse(
+        document,
+        as_attachment=scan is None,
+        filename=name,
+        content_type=scan.content_type if scan else "application/octet-stream",
     )
+    response["X-Content-Type-Options"] = "nosniff"
+    if scan:
+        response["Content-Security-Policy"] = "sandbox"
+    return response
 
 
 def _staff_of(patient):
@@ -201,9 +217,21 @@ def _staff_of(patient):
     )
 
 
+@csrf_exempt  # checked by _consent_create, once the size limit is in place
 @role_required(*CONSENT_ROLES)
 @require_http_methods(["GET", "POST"])
 def consent_create(request, patient_uuid):
+    """The scan's size limit is an upload handler, put first before anything reads the body
+    (CSRF middleware reads request.POST, hence csrf_exempt here and csrf_protect below, as in
+    Django's docs on modifying upload handlers): a file over the limit is never spooled."""
+    limit = SizeLimitUploadHandler(request, max_bytes=settings.CONSENT_UPLOAD_MAX_MB * 1024 * 1024)
+    # Assigning (not insert()) raises if the body was already parsed, instead of ignoring it.
+    request.upload_handlers = [limit, *request.upload_handlers]
+    return _consent_create(request, patient_uuid, upload_limit=limit)
+
+
+@csrf_protect
+def _consent_create(request, patient_uuid, *, upload_limit):
     patient = _patient_for(request, patient_uuid)
     status = consent_status(patient=patient)
     form = ConsentForm(
@@ -212,6 +240,7 @@ def consent_create(request, patient_uuid):
         patient=patient,
         obtained_by_choices=_staff_of(patient),
         initial={"consent_version": status.current_version, "obtained_by": request.user},
+        upload_too_large="document" in upload_limit.refused,
     )
     if request.method == "POST" and form.is_valid():
         data = dict(form.cleaned_data)

@@ -145,6 +145,15 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(BASE_DIR / "media")))
+# A signed consent scan above this is refused as it arrives: core.uploads.SizeLimitUploadHandler
+# stops storing it at the limit (the rest of the body is read and discarded, never spooled).
+CONSENT_UPLOAD_MAX_MB = env.int("CONSENT_UPLOAD_MAX_MB", default=20)
+if CONSENT_UPLOAD_MAX_MB < 1:
+    raise ImproperlyConfigured("CONSENT_UPLOAD_MAX_MB must be 1 or more.")
+# Django's defaults, stated: form fields other than files may total 2.5 MB; an uploaded file
+# above 2.5 MB is spooled to a temporary file instead of memory.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # PDF job files are copies made from the database: deleted this many days after they were
 # built (exports.services.pdf_jobs_expire, daily); the job row stays and can be asked again.
 PDF_JOB_RETENTION_DAYS = env.int("PDF_JOB_RETENTION_DAYS", default=14)

@@ -52,7 +52,7 @@ def test_a_new_andrologist_screens_a_first_patient(page, andrologist, tmp_path):
     page.fill("#id_witness_name", "Nurse Hoda")
     page.check("#id_patient_copy_given")
     scan = tmp_path / "signed-consent.pdf"
-    scan.write_bytes(b"%PDF-1.4\n% signed consent\n")
+    scan.write_bytes(b"%PDF-1.4\n% signed consent\n%%EOF\n")
     page.set_input_files("#id_document", str(scan))
     click_through(page, "button:has-text('Record consent')")
     assert "Consent is current" in page.inner_text("[data-testid=consent-status]")

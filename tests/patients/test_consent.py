@@ -44,7 +44,9 @@ def test_recording_consent_with_the_signed_scan_opens_data_entry(
     client, patient, andrologist, protocol
 ):
     client.force_login(andrologist)
-    scan = SimpleUploadedFile("signed.pdf", b"%PDF-1.4 signed", content_type="application/pdf")
+    scan = SimpleUploadedFile(
+        "signed.pdf", b"%PDF-1.4 signed\n%%EOF\n", content_type="application/pdf"
+    )
     response = client.post(
         reverse("patients:consent-create", args=[patient.uuid]),
         {
@@ -62,7 +64,7 @@ def test_recording_consent_with_the_signed_scan_opens_data_entry(
     assert consent.document.name.endswith(".pdf") and consent.witness_name == "Nurse Hoda"
     assert consent_status(patient=patient).allows_data_entry
     document = client.get(reverse("patients:consent-document", args=[patient.uuid, consent.uuid]))
-    assert b"".join(document.streaming_content) == b"%PDF-1.4 signed"
+    assert b"".join(document.streaming_content) == b"%PDF-1.4 signed\n%%EOF\n"
     # The screening window is anchored on the consent date.
     scr = patient.visits.get(definition__code="SCR")
     assert scr.window_end - scr.window_start == timedelta(days=90)
