@@ -72,7 +72,11 @@ class PatientIdentity(BaseModel):
 def signed_consent_path(instance, filename):
     """A generated name: a uuid and the extension of what the bytes are, never the uploaded name
     (it may name the patient, or claim ".png" for a script). Files stored before keep theirs."""
-    scan = scan_type(instance.document.file)
+    try:
+        scan = scan_type(instance.document.file)
+    except ValueError:  # FieldFile.save(name, content): the content is not on the field yet
+        scan = None
+    # The extension only helps a person who opens the folder: serving reads the bytes again.
     extension = scan.extension if scan else ".bin"
     patient = instance.patient
     return f"consents/{patient.site.code}/{patient.study_id}/{uuid4().hex}{extension}"
