@@ -1,5 +1,6 @@
 """Authentication and access-change events, from Django's and django-axes' own signals."""
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
@@ -75,8 +76,9 @@ def _locked_out(sender, request, username, ip_address, **kwargs):
     _alert_admins(
         f"EDC account locked: {username}",
         f"The account '{username}' was locked after repeated failed logins or signatures "
-        f"(last attempt from {ip_address}). Unlock it in the admin (Access attempts) once "
-        "you have checked with the user.",
+        f"(last attempt from {ip_address}). The lock ends by itself after "
+        f"{settings.AXES_COOLOFF_MINUTES} minutes; to unlock earlier, once you have checked with "
+        "the user, use User access > Unlock now (a reason is asked and kept).",
     )
 
 

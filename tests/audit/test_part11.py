@@ -260,7 +260,8 @@ def test_T_SEC_02_lockout_after_repeated_failed_logins_alerts_the_admins(
     assert response.status_code == 429 or "locked" in response.content.decode().lower()
     assert client.get(reverse("home")).status_code == 302  # not logged in
     assert AuthEvent.objects.filter(kind="lockout", username="alice").exists()
-    assert any("alice" in m.subject and "admin@example.org" in m.to for m in mail.outbox)
+    alert = next(m for m in mail.outbox if "alice" in m.subject and "admin@example.org" in m.to)
+    assert "ends by itself after 30 minutes" in alert.body and "Unlock now" in alert.body
 
 
 def test_T_SEC_03_password_validators_are_enforced(andrologist):
