@@ -5,6 +5,7 @@ broker and database fault tests so that each tells only its own story."""
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -80,3 +81,23 @@ class PrivateRedis:
                 return s.recv(16).startswith(b"+PONG")
         except OSError:
             return False
+
+
+def at_once(*calls):
+    """Run each call in its own thread (its own database connection), released together by a
+    barrier: two users pressing Save at the same instant. Returns their results in order."""
+    start, results = threading.Barrier(len(calls)), [None] * len(calls)
+
+    def run(i):
+        try:
+            start.wait()
+            results[i] = calls[i]()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return results

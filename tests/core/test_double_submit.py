@@ -3,11 +3,10 @@ a lost response returns the first result. Each create form carries a one-time to
 (core.submissions); the consent also has a database constraint per patient and version."""
 
 import re
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -18,6 +17,7 @@ from patients.models import Consent, Patient
 from trial.models import ConsentVersion
 
 from ..factories import save_crf
+from ..faults import at_once
 from ..followup.factories import ae_values, as_post, cm_values
 
 
@@ -83,20 +83,7 @@ def test_a_double_click_on_enrol_at_the_same_instant_makes_one_patient(andrologi
         c.force_login(andrologist)
     url = reverse("patients:patient-enrol")
     data = _enrol_data(andrologist, _token(clients[0], url))
-    start, responses = threading.Barrier(2), [None, None]
-
-    def post(i):
-        try:
-            start.wait()
-            responses[i] = clients[i].post(url, data)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=post, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    responses = at_once(*(lambda c=c: c.post(url, data) for c in clients))
     assert [r.status_code for r in responses] == [302, 302]
     patient = Patient.objects.get()
     assert {r.url for r in responses} == {reverse("patients:patient-detail", args=[patient.uuid])}

@@ -198,6 +198,19 @@ def _files_of(job: PdfJob) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
+def _site_zip_under_way(client, site, coordinator, andrologist, workers, worker_media):
+    """A coordinator asks for the casebooks of a site of PATIENTS patients; returns the job
+    and its worker once 3 casebooks are built (mid-build, where the faults are made)."""
+    _site_of_many(site, andrologist)
+    worker = workers()
+    client.force_login(coordinator)
+    _ask(client, kind="site_casebooks", site=site.uuid)
+    job = PdfJob.objects.get()
+    worker_media.append(job)
+    wait_for(lambda: _job_status(job).progress_done >= 3, timeout=60, what="3 casebooks built")
+    return job, worker
+
+
 # ---- 5. broker down when a PDF is asked for ----------------------------------------------------
 
 
@@ -450,13 +463,7 @@ def test_the_broker_gives_a_message_back_soon_after_the_time_limit_not_after_an_
 def test_a_worker_child_killed_mid_zip_is_built_again_once_within_the_time_limit(
     client, site, coordinator, andrologist, broker, workers, worker_media
 ):
-    _site_of_many(site, andrologist)
-    worker = workers()
-    client.force_login(coordinator)
-    _ask(client, kind="site_casebooks", site=site.uuid)
-    job = PdfJob.objects.get()
-    worker_media.append(job)
-    wait_for(lambda: _job_status(job).progress_done >= 3, timeout=60, what="3 casebooks built")
+    job, worker = _site_zip_under_way(client, site, coordinator, andrologist, workers, worker_media)
     child = int(job.worker.rpartition(":")[2])
     assert child in worker.children()  # the pool process building it
     os.kill(child, signal.SIGKILL)
@@ -487,13 +494,7 @@ def test_a_worker_child_killed_mid_zip_is_built_again_once_within_the_time_limit
 def test_a_whole_worker_killed_mid_zip_is_taken_over_by_the_sweep(
     client, site, coordinator, andrologist, broker, workers, worker_media
 ):
-    _site_of_many(site, andrologist)
-    first = workers()
-    client.force_login(coordinator)
-    _ask(client, kind="site_casebooks", site=site.uuid)
-    job = PdfJob.objects.get()
-    worker_media.append(job)
-    wait_for(lambda: _job_status(job).progress_done >= 3, timeout=60, what="3 casebooks built")
+    job, first = _site_zip_under_way(client, site, coordinator, andrologist, workers, worker_media)
     # The machine loses the whole worker (OOM, container killed): parent and child at once.
     # Its message stays unacknowledged in Redis until the visibility timeout.
     for pid in (first.process.pid, *first.children()):
@@ -538,13 +539,7 @@ def _terminate_other_backends() -> int:
 def test_a_database_connection_lost_mid_zip_is_recorded_after_reconnecting(
     client, site, coordinator, andrologist, broker, workers, worker_media
 ):
-    _site_of_many(site, andrologist)
-    worker = workers()
-    client.force_login(coordinator)
-    _ask(client, kind="site_casebooks", site=site.uuid)
-    job = PdfJob.objects.get()
-    worker_media.append(job)
-    wait_for(lambda: _job_status(job).progress_done >= 3, timeout=60, what="3 casebooks built")
+    job, worker = _site_zip_under_way(client, site, coordinator, andrologist, workers, worker_media)
     assert _terminate_other_backends() >= 1
     cut = time.monotonic()
 

@@ -4,11 +4,9 @@ who, when and what, keeping what the user typed; the same empty slot entered twi
 ends in that message, never a 500 or a duplicate."""
 
 import re
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
@@ -17,6 +15,7 @@ from labs.models import HormoneProfile
 
 from ..conftest import make_user
 from ..factories import post_data, save_crf
+from ..faults import at_once
 
 
 def _url(patient, visit, code="hormones"):
@@ -178,23 +177,14 @@ def test_two_users_entering_one_empty_slot_at_once_get_one_record_and_a_message(
 ):
     url = _url(consented_patient, screening_visit)
     clients = [_client(andrologist), _client(second_andrologist)]
-    start = threading.Barrier(2)
-    responses = [None, None]
-
-    def enter(i):
-        try:
-            start.wait()
-            responses[i] = clients[i].post(
+    responses = at_once(
+        *(
+            lambda c=c, i=i: c.post(
                 url, post_data("hormones", fsh=f"{20 + i}.0", loaded_version="0")
             )
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=enter, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+            for i, c in enumerate(clients)
+        )
+    )
     codes = sorted(r.status_code for r in responses)
     assert codes == [200, 302]
     refused = next(r for r in responses if r.status_code == 200).content.decode()
@@ -301,20 +291,12 @@ def test_two_monitors_closing_one_query_at_once_close_it_once(
     other = make_user("mo", Role.MONITOR, site)
     url = reverse("monitoring:query-detail", args=[query.uuid])
     clients = [_client(monitor), _client(other)]
-    start, responses = threading.Barrier(2), [None, None]
-
-    def close(i):
-        try:
-            start.wait()
-            responses[i] = clients[i].post(url, {"action": "close", "text": f"ok {i}"})
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=close, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    responses = at_once(
+        *(
+            lambda c=c, i=i: c.post(url, {"action": "close", "text": f"ok {i}"})
+            for i, c in enumerate(clients)
+        )
+    )
     assert all(r.status_code in (200, 302) for r in responses)
     assert DataQuery.objects.get().status == DataQuery.Status.CLOSED
     assert QueryMessage.objects.filter(kind=QueryMessage.Kind.CLOSE).count() == 1
