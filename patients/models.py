@@ -12,6 +12,7 @@ from django.db import models
 from django.utils import timezone
 
 from core.choices import NY, Laterality
+from core.identifiers import ALL_FIELDS
 from core.limits import Limits, soft_limit_flags, validate_hard_limits
 from core.models import BaseModel
 from core.scoping import SiteScopedManager
@@ -59,6 +60,8 @@ class PatientIdentity(BaseModel):
     national_id = models.CharField("national id", max_length=40, blank=True)
     address = models.TextField(blank=True)
 
+    # Every field: the whole record identifies the patient (core.identifiers).
+    identifier_fields = ALL_FIELDS
     objects = SiteScopedManager()
     site_lookup = "patient__site"
 
@@ -102,6 +105,8 @@ class Consent(BaseModel):
     withdrawn_on = models.DateField("withdrawal date", null=True, blank=True)
     withdrawal_reason = models.TextField(blank=True)
 
+    # A scan stored before names were generated kept the uploaded name, which may be his.
+    identifier_fields = ("document",)
     objects = SiteScopedManager()
     site_lookup = "patient__site"
 

@@ -7,8 +7,8 @@ from django.db.models import Case, Exists, OuterRef, Q, QuerySet, Value, When
 from django.db.models import CharField as CharFieldExpr
 
 from core import crf
+from core.identifiers import identity_site_ids
 from core.limits import has_soft_limits, soft_limit_q
-from core.roles import Role, has_role
 from trial.models import ConsentVersion, VisitDefinition
 from trial.selectors import current_consent_version
 
@@ -185,15 +185,10 @@ def patient_detail_queryset() -> QuerySet[Patient]:
     return with_stage(Patient.objects.select_related("site", "site__protocol"))
 
 
-SITE_STAFF_ROLES = (Role.ANDROLOGIST, Role.COORDINATOR, Role.LAB_TECHNICIAN)
-
-
 def can_see_identity(*, user, patient: Patient) -> bool:
     """Direct identifiers: only staff working at the patient's own site (not monitors, not
-    admins by virtue of being admins)."""
-    if not has_role(user, *SITE_STAFF_ROLES):
-        return False
-    return patient.site.memberships.filter(user=user).exists()
+    admins by virtue of being admins). The rule is core.identifiers', as every surface's."""
+    return patient.site_id in identity_site_ids(user=user)
 
 
 # ---- the visit x form matrix -----------------------------------------------------------------
