@@ -29,12 +29,13 @@ from django.db.models.functions import (
 from django.utils import timezone
 
 from core import crf
+from core.identifiers import identity_site_ids
 from core.roles import Role, has_role
 from monitoring.models import Signature, SignatureRevocation
 from patients.models import CrfRecord, Visit
 
 from .models import AuditEntry
-from .selectors import visible_entries
+from .selectors import hide_identifiers_in, visible_entries
 
 A = AuditEntry.Action
 # Data entered or changed. Signatures, unlocks and query messages are workflow: unlocks are
@@ -423,7 +424,12 @@ class AuditReview:
 
     @cached_property
     def after_signature(self) -> list[ChangeAfterSignature]:
-        return changes_after_signature(user=self.user, entries=self.entries)
+        found = changes_after_signature(user=self.user, entries=self.entries)
+        # Shown with their values (page and CSV): identifiers hidden from whoever may not see.
+        hide_identifiers_in(
+            [r.entry for r in found], visible_sites=identity_site_ids(user=self.user)
+        )
+        return found
 
     @cached_property
     def out_of_hours(self) -> list[OutOfHoursEntry]:

@@ -1,13 +1,21 @@
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime, time
+from itertools import islice
 
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from core.identifiers import IDENTIFIER_HIDDEN, identifier_fields, identity_site_ids, record_sites
 from core.roles import Role, has_role
-from patients.models import Patient
 
 from .models import AuditEntry
+
+# The patient model, read from the trail's own foreign key: the audit app needs no import of
+# the patients app (which imports it).
+Patient = AuditEntry._meta.get_field("patient").related_model
+# Rows masked per batch while a long trail streams (one site look-up per record type each).
+MASK_BATCH = 2000
 
 
 def record_history(*, instance) -> QuerySet[AuditEntry]:
@@ -49,3 +57,74 @@ def audit_trail(
     if date_to:
         qs = qs.filter(timestamp__lte=datetime.combine(date_to, time.max, tzinfo=tz))
     return qs.order_by("-timestamp", "-id")
+
+
+# ---- identifiers --------------------------------------------------------------------------------
+
+
+def hide_identifier_values(entry: AuditEntry) -> AuditEntry:
+    """The row as a user who may not see the patient's identity reads it: field, who, when
+    and why as they are; the old and new value hidden (an empty one stays empty: that a value
+    was added or removed identifies no one). In memory only: rows are never saved again."""
+    entry.old_value = IDENTIFIER_HIDDEN if entry.old_value else ""
+    entry.new_value = IDENTIFIER_HIDDEN if entry.new_value else ""
+    entry.identifier_hidden = True
+    return entry
+
+
+def _model(entry: AuditEntry):
+    return ContentType.objects.get_for_id(entry.content_type_id).model_class()
+
+
+def _entry_sites(entries: list[AuditEntry]) -> dict[int, int | None]:
+    """id(entry) -> the site of the patient the row is about: the row's patient, or, for a row
+    the database trigger wrote (no patient), the record's own site. One query per record type
+    whose site is not already loaded."""
+    patients = {
+        e.patient_id for e in entries if e.patient_id and not AuditEntry.patient.is_cached(e)
+    }
+    patient_sites = record_sites(Patient, patients)
+    orphans: dict[type, set[int]] = {}
+    for e in entries:
+        if not e.patient_id:
+            orphans.setdefault(_model(e), set()).add(e.object_id)
+    record_site = {model: record_sites(model, ids) for model, ids in orphans.items()}
+    sites = {}
+    for e in entries:
+        if e.patient_id:
+            cached = AuditEntry.patient.is_cached(e)
+            sites[id(e)] = e.patient.site_id if cached else patient_sites.get(e.patient_id)
+        else:
+            sites[id(e)] = record_site[_model(e)].get(e.object_id)
+    return sites
+
+
+def hide_identifiers_in(entries: list[AuditEntry], *, visible_sites: frozenset[int]) -> None:
+    """Hide, in these rows, the values of identifier fields of patients outside
+    `visible_sites` (core.identifiers.identity_site_ids, computed once by the caller)."""
+    fields = {}
+    identifying = []
+    for e in entries:
+        if e.content_type_id not in fields:
+            fields[e.content_type_id] = identifier_fields(_model(e))
+        if e.field_name in fields[e.content_type_id]:
+            identifying.append(e)
+    if not identifying:
+        return
+    # Most readers of the trail (monitors, admins) see no identity: nothing to look up.
+    sites = _entry_sites(identifying) if visible_sites else {}
+    for e in identifying:
+        if sites.get(id(e)) not in visible_sites:
+            hide_identifier_values(e)
+
+
+def hide_identifiers(entries: Iterable[AuditEntry], *, user) -> Iterator[AuditEntry]:
+    """The rows, with the values of identifier fields (core.identifiers) hidden unless the user
+    is staff of that patient's site. Lazy and batched, for a streamed CSV as for a page: one
+    query for the user's sites, then per batch at most one per record type whose site is not
+    loaded; none at all for a user who sees no identity."""
+    visible_sites = identity_site_ids(user=user)
+    rows = iter(entries)
+    while batch := list(islice(rows, MASK_BATCH)):
+        hide_identifiers_in(batch, visible_sites=visible_sites)
+        yield from batch

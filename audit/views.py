@@ -22,7 +22,7 @@ from trial.selectors import sites_for_user
 
 from .forms import AuditReviewForm, AuditReviewRecordForm, AuditSearchForm
 from .review import AuditReview, default_period, out_of_hours_rule
-from .selectors import audit_trail, record_history
+from .selectors import audit_trail, hide_identifiers, record_history
 
 AUDIT_ROLES = (Role.ADMIN, Role.MONITOR)
 CSV_COLUMNS = [
@@ -59,7 +59,11 @@ def record_history_view(request, model_label, record_uuid):
         "audit/record_history.html",
         {
             "instance": instance,
-            "entries": record_history(instance=instance).select_related("user"),
+            "entries": list(
+                hide_identifiers(
+                    record_history(instance=instance).select_related("user"), user=request.user
+                )
+            ),
             "patient": getattr(getattr(instance, "visit", None), "patient", None)
             or getattr(instance, "patient", None),
         },
@@ -68,7 +72,7 @@ def record_history_view(request, model_label, record_uuid):
 
 def _csv_rows(entries):
     yield CSV_COLUMNS
-    for e in entries.iterator(chunk_size=2000):
+    for e in entries:
         yield [
             e.timestamp.astimezone(UTC).isoformat(),
             e.user_name,
@@ -92,11 +96,13 @@ def audit_trail_view(request):
     filters = form.cleaned_data if form.is_valid() else {}
     entries = audit_trail(user=request.user, **{k: v for k, v in filters.items() if v})
     if request.GET.get("format") == "csv":
-        response = StreamingHttpResponse(csv_lines(_csv_rows(entries)), content_type="text/csv")
+        rows = hide_identifiers(entries.iterator(chunk_size=2000), user=request.user)
+        response = StreamingHttpResponse(csv_lines(_csv_rows(rows)), content_type="text/csv")
         stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
         response["Content-Disposition"] = f'attachment; filename="audit-trail-{stamp}.csv"'
         return response
     page = Paginator(entries, 50).get_page(request.GET.get("page"))
+    page.object_list = list(hide_identifiers(page.object_list, user=request.user))
     params = request.GET.copy()
     params.pop("page", None)
     return render(
@@ -239,7 +245,8 @@ def _late_csv(review):
 
 def _outside_application_csv(review):
     yield ["timestamp_utc", "database_user", "action", "table_row", "field", "old", "new"]
-    for e in review.outside_application.iterator(chunk_size=2000):
+    rows = review.outside_application.iterator(chunk_size=2000)
+    for e in hide_identifiers(rows, user=review.user):
         yield [
             _utc(e.timestamp),
             e.user_name,
@@ -304,7 +311,11 @@ def _review_page(request, form, review, record_form=None):
             "out_of_hours": review.out_of_hours,
             "late": review.late,
             "outside_count": outside.count() if outside is not None else None,
-            "outside_rows": list(outside[:REVIEW_ROWS_SHOWN]) if outside is not None else [],
+            "outside_rows": (
+                list(hide_identifiers(outside[:REVIEW_ROWS_SHOWN], user=request.user))
+                if outside is not None
+                else []
+            ),
             "out_of_hours_rule": out_of_hours_rule(),
             "late_days": settings.AUDIT_REVIEW_LATE_ENTRY_DAYS,
             "weak_chars": settings.AUDIT_REVIEW_WEAK_REASON_CHARS,

@@ -24,6 +24,7 @@ from django.db.models import Q
 
 from audit.models import AuditEntry
 from audit.services import referenced_id
+from core.identifiers import IDENTIFIER_HIDDEN, identifier_fields
 from monitoring.models import Signature
 from patients.models import Patient
 from trial.models import Protocol, StudySite, VisitDefinition
@@ -353,6 +354,14 @@ def _form_path(subject: Element, data: PatientData, ctx: SubjectContext, *, code
     return event, form
 
 
+def _hide_value(item_data: Element) -> None:
+    """An identifier's value the reader may not see (core.identifiers): the ItemData keeps its
+    transaction and audit record, with no Value, and a comment saying why (after the
+    AuditRecord, as the ODM schema orders them)."""
+    note = SubElement(item_data, "Annotation", SeqNum="1")
+    _text(note, "Comment", IDENTIFIER_HIDDEN).set("SponsorOrSite", "Site")
+
+
 def _odm_value(item: CrfItem, text: str) -> str:
     """An audit-trail value (audit.services writes Python's text) as the exports write it."""
     if item.data_type == "boolean":
@@ -411,9 +420,12 @@ def _unaudited_record(data: PatientData, ctx: SubjectContext, code: str, record)
     form.set("TransactionType", "Upsert")
     group = SubElement(form, "ItemGroupData", ItemGroupOID=group_oid(code))
     layout = ctx.layouts[code]
+    hidden = frozenset() if data.identifiers_visible else identifier_fields(type(record))
     for item in layout.items:
         value = item.coded(getattr(record, item.name))
-        if value != "":
+        if value != "" and item.name in hidden:
+            _hide_value(SubElement(group, "ItemData", ItemOID=item_oid(code, item.name)))
+        elif value != "":
             SubElement(group, "ItemData", ItemOID=item_oid(code, item.name), Value=value)
     return subject
 
@@ -459,7 +471,10 @@ def _change(
         by_name = {e.field_name: e for e in changed}
         for item in layout.items:  # in the order of the CRF
             entry = by_name.get(item.name)
-            if entry is not None and entry.new_value != "":
+            if entry is not None and getattr(entry, "identifier_hidden", False):
+                if entry.new_value != "":
+                    _hide_value(SubElement(group, "ItemData", ItemOID=item_oid(code, item.name)))
+            elif entry is not None and entry.new_value != "":
                 SubElement(
                     group,
                     "ItemData",
@@ -480,11 +495,12 @@ def _change(
         group = SubElement(form, "ItemGroupData", ItemGroupOID=group_oid(code))
         for entry in changed:
             item = items[entry.field_name]
+            hidden = getattr(entry, "identifier_hidden", False)  # exports.selectors hid it
             if entry.new_value == "":
                 kind, value = "Remove", None
             else:
                 kind = "Insert" if entry.old_value == "" else "Update"
-                value = _odm_value(item, entry.new_value)
+                value = None if hidden else _odm_value(item, entry.new_value)
             data_el = SubElement(
                 group,
                 "ItemData",
@@ -501,6 +517,8 @@ def _change(
                 reason=entry.reason,
                 source=f"audit entry {entry.pk}{_origin(entry)}",
             )
+            if hidden and kind != "Remove":
+                _hide_value(data_el)
     return subject
 
 
@@ -575,7 +593,7 @@ def odm_chunks(*, user, protocol: Protocol, now: datetime) -> Iterator[str]:
         f"<ClinicalData StudyOID={quoteattr(study_oid(protocol))} "
         f"MetaDataVersionOID={quoteattr(mdv_oid(protocol))}>\n"
     )
-    for data in patient_data_batches(patients=patients, audit="all"):
+    for data in patient_data_batches(patients=patients, audit="all", viewer=user):
         for element in subject_transactions(data, ctx):
             yield serialise(element)
     yield "</ClinicalData>\n</ODM>\n"

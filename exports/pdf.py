@@ -17,6 +17,7 @@ from django.utils._os import safe_join
 from weasyprint.text.fonts import FontConfiguration
 
 from audit.models import AuditEntry
+from core.identifiers import IDENTIFIER_HIDDEN, identifier_fields
 from patients.models import CrfRecord, Visit
 from trial.models import Protocol
 
@@ -168,13 +169,16 @@ class CrfDocument:
         return [(v.visit.label, f) for v in self.visits for f in v.forms]
 
 
-def _item_row(item: CrfItem, record: CrfRecord, flags: dict, queries: list) -> ItemRow:
+def _item_row(
+    item: CrfItem, record: CrfRecord, flags: dict, queries: list, hidden: frozenset[str]
+) -> ItemRow:
     value = getattr(record, item.name)
+    shown = item.name not in hidden or value in (None, "")
     return ItemRow(
         item=item,
-        value=item.display(value),
-        code=item.coded(value) if item.is_coded else "",
-        flag=flags.get(item.name, ""),
+        value=item.display(value) if shown else IDENTIFIER_HIDDEN,
+        code=item.coded(value) if item.is_coded and shown else "",
+        flag=flags.get(item.name, "") if shown else "",  # a flag's message quotes the value
         queries=[q for q in queries if q.field_name == item.name],
     )
 
@@ -187,6 +191,8 @@ def _corrections(layout: CrfLayout, entries: list[AuditEntry]) -> list[Correctio
             label, old, new = "Form voided", "", ""
         elif item is None:
             continue  # bookkeeping columns (visit, sequence) are not CRF items
+        elif getattr(entry, "identifier_hidden", False):  # as exports.selectors left it
+            label, old, new = item.label, entry.old_value, entry.new_value
         else:
             label, old, new = (
                 item.label,
@@ -215,13 +221,16 @@ def form_block(
     repeat: int,
     audit: list[AuditEntry],
     queries: list[OpenQuery],
+    identifiers_visible: bool = False,
 ) -> FormBlock:
-    """One filled CRF in its sections: value, decode, unit, flag and open queries per item."""
+    """One filled CRF in its sections: value, decode, unit, flag and open queries per item.
+    The values of identifier fields (core.identifiers) are hidden unless `identifiers_visible`."""
     flags = record.flags()
     mine = [q for q in queries if q.form_code == layout.code and q.record_id == record.pk]
+    hidden = frozenset() if identifiers_visible else identifier_fields(type(record))
     sections = []
     for section in layout.sections:
-        rows = [_item_row(i, record, flags, mine) for i in section.items if i.stored]
+        rows = [_item_row(i, record, flags, mine, hidden) for i in section.items if i.stored]
         if rows:
             sections.append(SectionBlock(section.title, rows))
     shown = {r.item.name for s in sections for r in s.rows}
@@ -294,6 +303,7 @@ def crf_document(
                         repeat=repeat,
                         audit=audit_by_record.get((code, record.pk), []),
                         queries=data.queries,
+                        identifiers_visible=data.identifiers_visible,
                     )
                 )
         if visit_id is None and not blocks:

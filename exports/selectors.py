@@ -11,7 +11,9 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Q, QuerySet
 
 from audit.models import AuditEntry
+from audit.selectors import hide_identifiers_in
 from core import crf
+from core.identifiers import identity_site_ids
 from core.roles import RESULTS_ROLES, has_role
 from patients.models import Consent, CrfRecord, Patient, Visit
 from trial.models import StudySite
@@ -134,6 +136,9 @@ class PatientData:
     adverse_events: list = field(default_factory=list)
     # The concomitant-medication log (followup.ConcomitantMedication), the same way.
     concomitant_medications: list = field(default_factory=list)
+    # May the reader see this patient's identifiers (core.identifiers)? If not, the audit
+    # values of identifier fields are hidden already, and PDFs and ODM hide their values too.
+    identifiers_visible: bool = False
 
     def records_at(self, visit: Visit) -> dict[tuple[str, int], CrfRecord]:
         return {
@@ -179,16 +184,20 @@ def patient_data_batches(
     patients: QuerySet[Patient],
     audit: str = "corrections",
     batch_size: int = PATIENT_BATCH_SIZE,
+    viewer=None,
 ) -> Iterator[PatientData]:
     """PatientData for each patient of `patients` (already scoped by the caller), in study-id
     order. `audit`: "corrections" (changes after first entry, for PDFs), "all" (ODM) or
-    "none". Queries per batch: patients, visits, consents, one per CRF model, audit, hooks."""
+    "none". `viewer`: who will read it (identifiers hidden unless staff of the patient's site;
+    no viewer sees none). Queries per batch: patients, visits, consents, one per CRF model,
+    audit, hooks; and one in all for the viewer's sites."""
     ids = list(patients.order_by("site__code", "number").values_list("pk", flat=True))
     definitions = crf.all_definitions()
+    visible_sites = identity_site_ids(user=viewer)
     for start in range(0, len(ids), batch_size):
         chunk = ids[start : start + batch_size]
         by_id = {
-            p.pk: PatientData(patient=p)
+            p.pk: PatientData(patient=p, identifiers_visible=p.site_id in visible_sites)
             for p in Patient.objects.filter(pk__in=chunk).select_related("site", "site__protocol")
         }
         for visit in (
@@ -209,8 +218,11 @@ def patient_data_batches(
                 data = by_id[visit_patient[record.visit_id]]
                 data.records.setdefault(definition.code, []).append(record)
         if audit != "none":
-            for entry in crf_audit_entries(patient_ids=chunk, corrections_only=audit != "all"):
+            entries = list(crf_audit_entries(patient_ids=chunk, corrections_only=audit != "all"))
+            for entry in entries:
+                entry.patient = by_id[entry.patient_id].patient  # loaded: no query per row
                 by_id[entry.patient_id].audit.append(entry)
+            hide_identifiers_in(entries, visible_sites=visible_sites)
         for line in signatures_for(patient_ids=chunk):
             by_id[line.patient_id].signatures.append(line)
         for query in open_queries_for(patient_ids=chunk):
@@ -223,9 +235,10 @@ def patient_data_batches(
             yield by_id[pk]
 
 
-def patient_data(*, patient: Patient) -> PatientData:
+def patient_data(*, patient: Patient, viewer=None) -> PatientData:
     """One patient's record (the caller has already checked the user may see it)."""
-    return next(patient_data_batches(patients=Patient.objects.filter(pk=patient.pk)))
+    patients = Patient.objects.filter(pk=patient.pk)
+    return next(patient_data_batches(patients=patients, viewer=viewer))
 
 
 FORM_KEY_FIELDS = (

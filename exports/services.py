@@ -495,7 +495,7 @@ def _build_single(job: PdfJob, layouts, model_codes) -> None:
     patient = _scoped_patients(job).first()
     if patient is None:
         raise PermissionDenied("The patient is no longer at your sites.")
-    data = patient_data(patient=patient)
+    data = patient_data(patient=patient, viewer=job.requested_by)
     content = _patient_pdf(job=job, data=data, layouts=layouts, model_codes=model_codes)
     job.file.save(_filename(job), ContentFile(content), save=False)
 
@@ -508,7 +508,9 @@ def _build_zip(job: PdfJob, layouts, model_codes) -> None:
     _job_of_this_build(job).update(progress_total=total, progress_done=0)
     with tempfile.TemporaryFile() as handle:
         with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            for done, data in enumerate(patient_data_batches(patients=patients), start=1):
+            for done, data in enumerate(
+                patient_data_batches(patients=patients, viewer=job.requested_by), start=1
+            ):
                 content = _patient_pdf(job=job, data=data, layouts=layouts, model_codes=model_codes)
                 archive.writestr(f"{data.patient.study_id}_casebook.pdf", content)
                 pdf_job_progress(job=job, done=done)
