@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from functools import partial
 
 # csv_lines is the app's one CSV writer (formula cells neutralised); kept importable from here.
+from core import crf
 from core.csv import csv_lines as csv_lines
+from core.identifiers import IDENTIFIER_HIDDEN, identifier_fields, identity_site_ids
 from followup.selectors import outcome_records_of, outcomes_from
 from patients.models import CrfRecord, Patient
-from trial.models import Protocol, VisitDefinition
+from trial.models import Protocol, StudySite, VisitDefinition
 
 from .metadata import CrfItem, CrfLayout, all_layouts, crf_layout
 from .selectors import PatientData, form_values, patient_data_batches
@@ -50,16 +52,33 @@ def form_columns(layout: CrfLayout) -> list[str]:
     return columns
 
 
+def _identity_site_codes(*, user, model) -> frozenset[str] | None:
+    """The sites whose values of the model's identifier fields the user may read; None when
+    the model has none (core.identifiers). One query, only for a model with identifiers."""
+    if not identifier_fields(model):
+        return None
+    sites = StudySite.objects.filter(pk__in=identity_site_ids(user=user))
+    return frozenset(sites.values_list("code", flat=True))
+
+
 def form_rows(*, user, code: str) -> Iterator[list[str]]:
-    """Header, then one row per live instance of form `code` at the user's sites."""
+    """Header, then one row per live instance of form `code` at the user's sites. Values of
+    identifier fields read IDENTIFIER_HIDDEN unless the user is staff of the patient's site."""
     layout = crf_layout(code)
     items = _form_items(layout)
+    model = crf.get(code).model
+    identifiers = identifier_fields(model)
+    shown_at = _identity_site_codes(user=user, model=model)
     yield form_columns(layout)
     for study_id, site, visit, visit_sequence, sequence, day, *values in form_values(
         user=user, code=code, fields=[i.name for i in items]
     ):
         row = [study_id, site, visit, str(visit_sequence), str(sequence), day.isoformat()]
+        hide = shown_at is not None and site not in shown_at
         for item, value in zip(items, values, strict=True):
+            if hide and item.name in identifiers and value not in (None, ""):
+                row += [IDENTIFIER_HIDDEN, ""] if item.is_coded else [IDENTIFIER_HIDDEN]
+                continue
             row.append(item.coded(value))
             if item.is_coded:
                 row.append(item.decode(value))
@@ -203,7 +222,16 @@ def _withdrawn_on(row: PatientRow) -> str:
 
 def _item_value(row: PatientRow, *, which: str, code: str, item: CrfItem) -> str:
     record = getattr(row, which).get(code)
-    return item.coded(getattr(record, item.name)) if record is not None else ""
+    if record is None:
+        return ""
+    value = getattr(record, item.name)
+    if (
+        not row.data.identifiers_visible
+        and item.name in identifier_fields(type(record))
+        and value not in (None, "")
+    ):
+        return IDENTIFIER_HIDDEN
+    return item.coded(value)
 
 
 def _last_visit(row: PatientRow, *, code: str) -> str:
@@ -300,7 +328,7 @@ def analysis_rows(*, user, protocol: Protocol | None) -> Iterator[list[str]]:
     spec = analysis_spec(definitions=definitions)
     yield [c.name for c in spec.columns]
     patients = Patient.objects.for_user(user)
-    for data in patient_data_batches(patients=patients, audit="none"):
+    for data in patient_data_batches(patients=patients, audit="none", viewer=user):
         row = patient_row(
             data, baseline_codes=spec.baseline_codes, followup_codes=spec.followup_codes
         )

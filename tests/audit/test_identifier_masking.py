@@ -451,6 +451,18 @@ def test_the_casebook_hides_a_marked_field_and_its_corrections_from_a_monitor(
     assert "22.5" in staff and "24.10" in staff and IDENTIFIER_HIDDEN not in staff
 
 
+def test_the_form_and_analysis_csvs_hide_a_marked_field_from_a_monitor_not_from_site_staff(
+    client, monitor, coordinator, fsh_is_an_identifier, fsh_corrected
+):
+    for user, expected in ((monitor, IDENTIFIER_HIDDEN), (coordinator, "24.10")):
+        form = _csv(client, user, reverse("exports:form-csv", args=["hormones"]), {})
+        assert [(r["study_id"], r["fsh"]) for r in form] == [("BEN-001", expected)]
+        assert form[0]["lh"] not in ("", IDENTIFIER_HIDDEN)  # only the marked field
+        analysis = _csv(client, user, reverse("exports:analysis-csv"), {})
+        fsh = {k: v for k, v in analysis[0].items() if k.startswith("hormones_fsh") and v}
+        assert fsh and set(fsh.values()) == {expected}
+
+
 # ---- no query per row ----------------------------------------------------------------------------
 
 
