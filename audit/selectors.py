@@ -122,7 +122,7 @@ def hide_identifiers(entries: Iterable[AuditEntry], *, user) -> Iterator[AuditEn
     """The rows, with the values of identifier fields (core.identifiers) hidden unless the user
     is staff of that patient's site. Lazy and batched, for a streamed CSV as for a page: one
     query for the user's sites, then per batch at most one per record type whose site is not
-    loaded; none at all for a user who sees no identity."""
+    loaded (none for a user who sees no identity: monitors, admins)."""
     visible_sites = identity_site_ids(user=user)
     rows = iter(entries)
     while batch := list(islice(rows, MASK_BATCH)):

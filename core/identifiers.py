@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from django.db import models
 
-from .roles import Role, has_role
+from .roles import Role
 
 IDENTIFIER_HIDDEN = "[identifier hidden]"
 ALL_FIELDS = "__all__"
@@ -36,13 +36,17 @@ def identifier_fields(model: type[models.Model] | None) -> frozenset[str]:
 
 def identity_site_ids(*, user) -> frozenset[int]:
     """The sites whose patients' identifiers the user may see: those where they are staff
-    (an identity role and a membership of the site). One query; none for other roles, or
-    for no user at all (a job with no requester sees no identity)."""
+    (an identity role and a membership of the site). At most one query: none for a user
+    whose roles were read already and hold no identity role (a monitor on the audit pages),
+    or for no user at all (a job with no requester sees no identity)."""
     if user is None or not user.is_authenticated or not user.is_active:
         return frozenset()
-    if not has_role(user, *IDENTITY_ROLES):
+    known = getattr(user, "_role_names", None)  # core.roles' cache, when read already
+    if known is not None and not known.intersection(IDENTITY_ROLES):
         return frozenset()
-    return frozenset(user.site_memberships.values_list("site_id", flat=True))
+    # Otherwise role and membership in one query (the same count whatever was read before).
+    staff = user.site_memberships.filter(user__groups__name__in=IDENTITY_ROLES)
+    return frozenset(staff.values_list("site_id", flat=True))
 
 
 def record_sites(model: type[models.Model], pks: Iterable[int]) -> dict[int, int]:
