@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import RequestFactory
 from django.utils import timezone
 
 from core.roles import Role
@@ -21,7 +22,6 @@ from followup import services as followup_services
 from followup.services import end_of_study_visit_open
 from monitoring import services as monitoring_services
 from monitoring.models import Signature
-from monitoring.services import _signature_create
 from patients import services as patient_services
 from trial.selectors import current_consent_version
 
@@ -163,9 +163,14 @@ def _patient_with_every_record(side: SiteWorld, code: str) -> None:
         record=hormones, field_name="fsh", question="FSH as on the lab report?", user=monitor
     )
     monitoring_services.source_verify(record=hormones, user=monitor, note="Checked at the visit")
-    side.signature = _signature_create(
+    request = RequestFactory().post("/sign/")
+    request.user = andrologist
+    side.signature = monitoring_services.signature_sign(
+        request=request,
         patient=patient,
         visit=m4,
+        username=andrologist.username,
+        password="correct-horse-battery",
         meaning=Signature.Meaning.INVESTIGATOR_APPROVAL,
         user=andrologist,
         agree=True,
