@@ -16,6 +16,7 @@ from audit.models import AuditEntry
 from audit.views import REVIEW_CSV
 from core.roles import Role
 from exports.models import PdfJob
+from patients.models import Patient
 from patients.selectors import can_see_identity
 
 from ..exports.conftest import celery_conf
@@ -59,10 +60,14 @@ def _get(client, url):
 
 
 def _forbidden_values(world, user) -> list[str]:
+    """The identities the user may not see; and the study id of a patient of a site that
+    is not theirs (site isolation of what pages say, not only of what they open)."""
     values = []
     for side in (world.own, world.other):
         if not can_see_identity(user=user, patient=side.patient):
             values.extend(identity_values(side.site.code))
+        if not Patient.objects.for_user(user).filter(pk=side.patient.pk).exists():
+            values.append(side.patient.study_id)
     return values
 
 
@@ -78,15 +83,18 @@ def _matrix_urls(world, user) -> list[str]:
     return urls
 
 
-def _audit_urls(world) -> list[str]:
-    """The audit trail page by page (filtered per patient, and all of it), its CSV, the
-    review and its CSVs, the consent audit and user access CSVs, every record history."""
+def _audit_urls(world, user) -> list[str]:
+    """The audit trail (its first page, and page by page for each patient the user sees: a
+    search for another one would only echo the search), its CSV, the review and its CSVs,
+    the consent audit and user access CSVs, every record history."""
     trail = reverse("audit:trail")
-    urls = [f"{trail}?format=csv", reverse("audit:review")]
+    urls = [f"{trail}?format=csv", trail, reverse("audit:review")]
     for side in (world.own, world.other):
         study_id = side.patient.study_id
-        per_patient = math.ceil(AuditEntry.objects.filter(patient=side.patient).count() / 50)
-        urls += [f"{trail}?study_id={study_id}&page={n}" for n in range(1, per_patient + 1)]
+        if Patient.objects.for_user(user).filter(pk=side.patient.pk).exists():
+            per_patient = AuditEntry.objects.filter(patient=side.patient).count()
+            pages = range(1, math.ceil(per_patient / 50) + 1)
+            urls += [f"{trail}?study_id={study_id}&page={n}" for n in pages]
         for label, record in HISTORY_MODELS.items():
             urls.append(reverse("audit:record-history", args=[label, record(side).uuid]))
     review = reverse("audit:review")
@@ -153,14 +161,14 @@ def test_identifiers_never_reach_a_user_who_may_not_see_them(
 ):
     started, cpu = time.monotonic(), time.process_time()
     scan = Scan()
-    audit_urls, admin_urls = _audit_urls(world), _admin_urls(world)
+    admin_urls = _admin_urls(world)
     for variant, role in SCANNED:
         user = world.user(role, variant)
         side = world.side(variant)
         forbidden = _forbidden_values(world, user)
         assert forbidden, f"{user}: nothing to look for"
         client = client_for(user)
-        urls = _matrix_urls(world, user) + audit_urls
+        urls = _matrix_urls(world, user) + _audit_urls(world, user)
         if user.is_superuser:
             urls += admin_urls
         with quiet():
