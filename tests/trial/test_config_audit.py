@@ -130,6 +130,9 @@ def test_a_site_renamed_and_a_membership_removed_in_the_admin_are_audited(
     assert removed["site"].old_value.startswith("BEN")
     assert all(r.new_value == "" and r.user_name == "adam" for r in removed.values())
     assert removed["user"].reason == "Carol left the study"
+    # The site's history page reads without a patient.
+    history = client.get(reverse("audit:record-history", args=["trial.StudySite", site.uuid]))
+    assert history.status_code == 200 and "Carol left the study" in history.content.decode()
     # ...and the access log still has its event.
     assert AuthEvent.objects.filter(
         kind="site_change", username="carol", detail="site removed: BEN", actor_name="adam"
