@@ -180,6 +180,10 @@ class ConsentVersion(BaseModel):
             label = type(self)._base_manager.values_list("version", flat=True).get(pk=self.pk)
             raise ValidationError({name: signed_version_message(label) for name in changed})
 
+    @property
+    def is_effective(self) -> bool:
+        return self.effective_date <= timezone.localdate()
+
 
 def signed_version_message(label: str) -> str:
     return (
@@ -188,7 +192,3 @@ def signed_version_message(label: str) -> str:
         "consent would show a form its patient did not sign. To change them, add a new "
         "consent version with a later effective date: it supersedes this one."
     )
-
-    @property
-    def is_effective(self) -> bool:
-        return self.effective_date <= timezone.localdate()
