@@ -8,6 +8,17 @@ class AuditSearchForm(forms.Form):
     study_id = forms.CharField(label="Study id", required=False)
     username = forms.CharField(label="User", required=False)
     form_code = forms.ChoiceField(label="Form", required=False)
+    record_type = forms.ChoiceField(
+        label="Records",
+        required=False,
+        choices=[
+            ("", "All records"),
+            ("clinical", "Clinical data"),
+            # Protocol, sites, memberships, visit definitions, consent versions, users' roles:
+            # rows without a patient, which administrators see.
+            ("configuration", "Study configuration"),
+        ],
+    )
     date_from = forms.DateField(label="From", required=False, widget=DATE_INPUT)
     date_to = forms.DateField(label="To", required=False, widget=DATE_INPUT)
 

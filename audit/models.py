@@ -62,6 +62,15 @@ class AuditEntry(models.Model):
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit entries cannot be deleted.")
 
+    @property
+    def is_study_configuration(self) -> bool:
+        """A row of the protocol, sites, memberships, visit definitions, consent versions or a
+        user's roles (audit.selectors.study_configuration_rows), which has no patient."""
+        ct = self.content_type
+        return ct.app_label == "trial" or (
+            (ct.app_label, ct.model) == ("auth", "user") and self.field_name == "roles"
+        )
+
 
 class AuthEvent(models.Model):
     """Logins, failed logins, logouts, lockouts and changes of roles or sites (ICH E6(R3)

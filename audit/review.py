@@ -35,7 +35,7 @@ from monitoring.models import Signature, SignatureRevocation
 from patients.models import CrfRecord, Visit
 
 from .models import AuditEntry
-from .selectors import hide_identifiers_in, visible_entries
+from .selectors import hide_identifiers_in, study_configuration_rows, visible_entries
 
 A = AuditEntry.Action
 # Data entered or changed. Signatures, unlocks and query messages are workflow: unlocks are
@@ -62,12 +62,15 @@ def review_entries(
     *, user, date_from: date, date_to: date, site_code: str = ""
 ) -> QuerySet[AuditEntry]:
     """The visible rows of the period (whole local days). A site filter keeps only rows of
-    that site's patients."""
+    that site's patients. The review is of the clinical data: study configuration changed
+    through the application (admin, protocol file) is found on the trail page's "Study
+    configuration" filter; changed in SQL, it stays in "changes outside the application"."""
     tz = review_timezone()
     qs = visible_entries(user=user).filter(
         timestamp__gte=datetime.combine(date_from, time.min, tzinfo=tz),
         timestamp__lt=datetime.combine(date_to + timedelta(days=1), time.min, tzinfo=tz),
     )
+    qs = qs.exclude(study_configuration_rows() & ~Q(user_name__startswith=DATABASE_USER_PREFIX))
     if site_code:
         qs = qs.filter(patient__site__code=site_code)
     return qs

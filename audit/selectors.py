@@ -25,6 +25,14 @@ def record_history(*, instance) -> QuerySet[AuditEntry]:
     ).order_by("timestamp", "id")
 
 
+def study_configuration_rows() -> Q:
+    """Audit rows of the study configuration: the trial app's tables (protocol, sites, site
+    memberships, visit definitions, consent versions) and users' roles."""
+    return Q(content_type__app_label="trial") | Q(
+        content_type__app_label="auth", content_type__model="user", field_name="roles"
+    )
+
+
 def visible_entries(*, user) -> QuerySet[AuditEntry]:
     """The rows of the user's sites. Rows without a patient (database-level changes, system
     records, access reviews) are for administrators only."""
@@ -40,10 +48,12 @@ def audit_trail(
     study_id: str = "",
     username: str = "",
     form_code: str = "",
+    record_type: str = "",
     date_from: date | None = None,
     date_to: date | None = None,
 ) -> QuerySet[AuditEntry]:
-    """The trail the user's sites may see, searched."""
+    """The trail the user's sites may see, searched. `record_type`: "clinical" or
+    "configuration" (the study configuration, seen by administrators)."""
     qs = visible_entries(user=user).select_related("patient", "content_type")
     if study_id:
         qs = qs.filter(patient__study_id__iexact=study_id.strip())
@@ -51,6 +61,10 @@ def audit_trail(
         qs = qs.filter(user_name__iexact=username.strip())
     if form_code:
         qs = qs.filter(form_code=form_code)
+    if record_type == "configuration":
+        qs = qs.filter(study_configuration_rows())
+    elif record_type == "clinical":
+        qs = qs.exclude(study_configuration_rows())
     tz = timezone.get_current_timezone()
     if date_from:
         qs = qs.filter(timestamp__gte=datetime.combine(date_from, time.min, tzinfo=tz))

@@ -2,6 +2,7 @@
 views, so every write path goes through it."""
 
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -11,6 +12,10 @@ from django.db import connection, models, transaction
 from core.request_source import current_source
 
 from .models import AuditEntry
+
+# The reason an admin gave for a change that reaches the trail through a model signal (a
+# user's roles, changed by the m2m machinery), set for the duration of that save.
+_change_reason = ContextVar("edc_change_reason", default="")
 
 # Bookkeeping columns: who/when is the audit row itself.
 SKIPPED_FIELDS = {"id", "uuid", "created_at", "created_by", "updated_at", "updated_by"}
@@ -100,6 +105,13 @@ def audit_record_change(
     return AuditEntry.objects.bulk_create(rows)
 
 
+def set_audit_context(value: str) -> None:
+    """'app' while the application writes what it audits itself; '' otherwise."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('edc.audit_context', %s, true)", [value])
+
+
 @contextmanager
 def app_write():
     """Tell PostgreSQL's capture trigger that this write is audited by the application, so it
@@ -109,13 +121,11 @@ def app_write():
     if connection.vendor != "postgresql":
         yield
         return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('edc.audit_context', 'app', true)")
+    set_audit_context("app")
     try:
         yield
     finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('edc.audit_context', '', true)")
+        set_audit_context("")
 
 
 def audited_save(
@@ -148,6 +158,66 @@ def audited_save(
             form_code=form_code,
             action=action,
         )
+
+
+def audited_delete(instance: models.Model, *, user, reason: str = "") -> list[AuditEntry]:
+    """Delete a row that may be deleted (a site membership: access, not data) and keep its
+    values in the trail: one row per field, old value -> nothing. Clinical records are
+    voided instead, and the database refuses their deletion."""
+    with transaction.atomic():
+        before = snapshot(instance)
+        base = _base(
+            instance,
+            user=user,
+            patient=None,
+            action=AuditEntry.Action.DELETE,
+            reason=reason,
+            form_code="",
+        )
+        with app_write():
+            instance.delete()
+        rows = [
+            AuditEntry(field_name=name, old_value=value, new_value="", **base)
+            for name, value in before.items()
+        ]
+        return AuditEntry.objects.bulk_create(rows)
+
+
+@contextmanager
+def change_reason(reason: str):
+    """The reason for the changes made inside (those a signal records, such as roles)."""
+    token = _change_reason.set(reason)
+    try:
+        yield
+    finally:
+        _change_reason.reset(token)
+
+
+def current_change_reason() -> str:
+    return _change_reason.get()
+
+
+def role_names(user) -> str:
+    """A user's roles as the trail shows them: "Andrologist, Monitor"."""
+    return ", ".join(sorted(user.groups.values_list("name", flat=True)))
+
+
+def audit_role_change(*, member, before: str, actor) -> list[AuditEntry]:
+    """One row on the user whose roles changed: old roles -> new roles, who, why."""
+    after = role_names(member)
+    if after == before:
+        return []
+    base = _base(
+        member,
+        user=actor,
+        patient=None,
+        action=AuditEntry.Action.UPDATE,
+        reason=current_change_reason(),
+        form_code="",
+    )
+    return [
+        AuditEntry.objects.create(field_name="roles", old_value=before, new_value=after, **base)
+    ]
 
 
 def referenced_id(text: str) -> int | None:

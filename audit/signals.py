@@ -11,6 +11,7 @@ from django.dispatch import receiver
 from core.request_source import client_ip, current_request
 
 from .models import AuthEvent
+from .services import audit_role_change, role_names, set_audit_context
 
 
 def log_auth_event(
@@ -90,10 +91,18 @@ def connect_axes():
 
 @receiver(m2m_changed, sender=get_user_model().groups.through)
 def _roles_changed(sender, instance, action, pk_set, **kwargs):
-    if action not in ("post_add", "post_remove", "post_clear") or not isinstance(
-        instance, get_user_model()
-    ):
+    """A user's roles are study configuration: each change is an AuthEvent (the access log)
+    and an audit-trail row on the user (old roles -> new roles, who, why)."""
+    if not isinstance(instance, get_user_model()):
         return
+    if action in ("pre_add", "pre_remove", "pre_clear"):
+        instance._roles_before = role_names(instance)
+        # The application records this change itself: the database trigger need not.
+        set_audit_context("app")
+        return
+    if action not in ("post_add", "post_remove", "post_clear"):
+        return
+    set_audit_context("")
     names = ", ".join(Group.objects.filter(pk__in=pk_set or []).values_list("name", flat=True))
     verb = {"post_add": "added", "post_remove": "removed", "post_clear": "cleared"}[action]
     log_auth_event(
@@ -101,6 +110,13 @@ def _roles_changed(sender, instance, action, pk_set, **kwargs):
         username=instance.get_username(),
         user=instance,
         detail=f"roles {verb}: {names}".strip(),
+    )
+    request = current_request()
+    actor = getattr(request, "user", None) if request is not None else None
+    audit_role_change(
+        member=instance,
+        before=instance.__dict__.pop("_roles_before", ""),
+        actor=actor if actor is not None and actor.is_authenticated else None,
     )
 
 

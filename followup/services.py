@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from audit.concurrency import merge_concurrent_edit
 from audit.models import AuditEntry
-from audit.services import audit_record_change, audited_save
+from audit.services import app_write, audit_record_change, audited_save
 from core import guards
 from core.choices import NY
 from core.roles import Role
@@ -176,21 +176,23 @@ def _extension_definition(*, after: VisitDefinition, target_day: int, user) -> V
     """The protocol's visit definition `target_day` days after the procedure, created on
     demand as a copy of `after` (same window and forms) and marked as an extension."""
     code, name = _extension_code(target_day)
-    definition, created = VisitDefinition.objects.get_or_create(
-        protocol=after.protocol,
-        code=code,
-        defaults={
-            "name": name,
-            # Same rank as the last protocol visit: pages order visits by target date within.
-            "order": after.order,
-            "kind": VisitDefinition.Kind.SCHEDULED,
-            "anchor": VisitDefinition.Anchor.PROCEDURE,
-            "target_day": target_day,
-            "window_before": after.window_before,
-            "window_after": after.window_after,
-            "forms": after.forms,
-        },
-    )
+    # Audited below, by the application (the database trigger need not record it again).
+    with app_write():
+        definition, created = VisitDefinition.objects.get_or_create(
+            protocol=after.protocol,
+            code=code,
+            defaults={
+                "name": name,
+                # Same rank as the last protocol visit: pages order visits by target date within.
+                "order": after.order,
+                "kind": VisitDefinition.Kind.SCHEDULED,
+                "anchor": VisitDefinition.Anchor.PROCEDURE,
+                "target_day": target_day,
+                "window_before": after.window_before,
+                "window_after": after.window_after,
+                "forms": after.forms,
+            },
+        )
     if created:
         VisitExtension.objects.create(definition=definition, created_by=user, updated_by=user)
         audit_record_change(

@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -61,6 +62,11 @@ class SiteMembership(models.Model):
     )
     site = models.ForeignKey(StudySite, on_delete=models.PROTECT, related_name="memberships")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    # Access, not clinical data: taking a user off a site deletes the row (so the one scoping
+    # join, memberships__user, stays the whole access rule), and the deletion is audited with
+    # the old values; the database records a deletion made in SQL too (audit/dbtriggers.py).
+    audit_deletable = True
 
     class Meta:
         constraints = [
@@ -144,9 +150,45 @@ class ConsentVersion(BaseModel):
             models.UniqueConstraint(fields=["protocol", "version"], name="unique_consent_version")
         ]
 
+    # What a patient signed: once a consent refers to this version, these never change (a new
+    # version with a later effective date supersedes it). PostgreSQL refuses it too (trial
+    # migration 0003).
+    FIXED_ONCE_SIGNED = ("version", "effective_date", "document")
+
     def __str__(self):
         return f"Consent v{self.version} (effective {self.effective_date:%d %b %Y})"
+
+    def is_signed(self) -> bool:
+        """A consent (signed, withdrawn or not) refers to this version."""
+        return self.pk is not None and self.consents.exists()
+
+    def changed_fixed_fields(self) -> list[str]:
+        """The fixed-once-signed fields this unsaved edit changes, if any consent refers to it."""
+        if not self.is_signed():
+            return []
+        stored = type(self)._base_manager.get(pk=self.pk)
+        return [
+            name
+            for name in self.FIXED_ONCE_SIGNED
+            if str(getattr(stored, name) or "") != str(getattr(self, name) or "")
+        ]
+
+    def clean(self):
+        super().clean()
+        changed = self.changed_fixed_fields()
+        if changed:
+            label = type(self)._base_manager.values_list("version", flat=True).get(pk=self.pk)
+            raise ValidationError({name: signed_version_message(label) for name in changed})
 
     @property
     def is_effective(self) -> bool:
         return self.effective_date <= timezone.localdate()
+
+
+def signed_version_message(label: str) -> str:
+    return (
+        f"Patients have signed consent version {label}: its version label, "
+        "effective date and approved document can no longer be changed, or every existing "
+        "consent would show a form its patient did not sign. To change them, add a new "
+        "consent version with a later effective date: it supersedes this one."
+    )

@@ -264,9 +264,11 @@ if REMINDER_SENDING_STALE_MINUTES * 60 <= CELERY_TASK_TIME_LIMIT:
         "REMINDER_SENDING_STALE_MINUTES must be longer than CELERY_TASK_TIME_LIMIT."
     )
 
-# Every model of these apps is clinical: audited, and on PostgreSQL guarded by triggers
-# (audit/dbtriggers.py) that record changes made outside the app and refuse deletion.
-AUDITED_APPS = ["patients", "labs", "followup", "monitoring"]
+# Every model of these apps is clinical, or study configuration that decides what clinical data
+# means (trial: protocol, sites, memberships, visit definitions, consent versions): audited,
+# and on PostgreSQL guarded by triggers (audit/dbtriggers.py) that record changes made outside
+# the app and refuse deletion.
+AUDITED_APPS = ["trial", "patients", "labs", "followup", "monitoring"]
 
 # Audit-trail review (audit/review.py; ICH E6(R3) 4.2.3, EMA 2023 guideline §6.2.2): what the
 # review page flags. Out of hours is read in the site's local time: the night (from 22:00 to

@@ -17,6 +17,7 @@ def _user_change_form(user, **changes):
         "groups": [g.pk for g in user.groups.all()],
         "date_joined_0": user.date_joined.strftime("%Y-%m-%d"),
         "date_joined_1": user.date_joined.strftime("%H:%M:%S"),
+        "reason_for_change": "Access review",
     }
     data.update(changes)
     return {k: v for k, v in data.items() if v != ""}
@@ -56,6 +57,7 @@ def test_a_site_added_in_the_admin_names_the_admin(client, admin_user, andrologi
         f"{prefix}-INITIAL_FORMS": len(existing),
         f"{prefix}-MIN_NUM_FORMS": 0,
         f"{prefix}-MAX_NUM_FORMS": 1000,
+        "reason_for_change": "Joins the Andrology site",
     }
     for i, m in enumerate(existing):
         data |= {f"{prefix}-{i}-id": m.pk, f"{prefix}-{i}-site": other_site.pk}

@@ -41,8 +41,15 @@ def test_every_clinical_model_is_known_to_the_audit_mechanism():
 @pytest.mark.postgres
 @pytest.mark.django_db
 def test_every_clinical_table_carries_the_capture_and_no_delete_triggers():
-    tables = {m._meta.db_table for m in dbtriggers.clinical_models()}
-    assert tables <= dbtriggers.installed_tables(connection)
+    models = dbtriggers.clinical_models()
+    kept = {m._meta.db_table for m in models if not getattr(m, "audit_deletable", False)}
+    assert kept <= dbtriggers.installed_tables(connection)
+    # Deletable only by saying why (a site membership: access, not data), and then its
+    # deletion is captured instead.
+    deletable = {m._meta.db_table for m in models if getattr(m, "audit_deletable", False)}
+    assert deletable == {"trial_sitemembership"}
+    for table in deletable:
+        assert dbtriggers.capture_events(connection, table) == {"INSERT", "UPDATE", "DELETE"}
 
 
 def test_every_crf_save_writes_audit_rows(screening_visit, andrologist):
@@ -71,6 +78,17 @@ def test_every_service_write_is_recorded_once_by_the_application():
     call_command("seed_demo", stdout=io.StringIO())
     assert AuditEntry.objects.filter(user_name__startswith="database:").count() == 0
     assert AuditEntry.objects.filter(form_code="injection").exists()
+    # Its study configuration too (issue 11, finding 6), as made by the seeding program.
+    protocol = AuditEntry.objects.get(
+        content_type__app_label="trial", content_type__model="protocol", field_name="registry_id"
+    )
+    assert protocol.user_name == "system" and protocol.reason.startswith("Demo set-up (seed_demo)")
+    roles = AuditEntry.objects.get(object_repr="andrologist", field_name="roles")
+    assert (roles.old_value, roles.new_value, roles.reason) == (
+        "",
+        "Andrologist",
+        "Demo account (seed_demo)",
+    )
 
 
 def test_an_adverse_event_has_its_history_page(client, consented_patient, andrologist):

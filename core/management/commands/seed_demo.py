@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import change_reason
 from core.roles import Role
 from followup.demo import seed_followup_demo
 from patients import services as patient_services
@@ -49,7 +50,11 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args, **options):
-        protocol = protocol_load(path=settings.PROTOCOL_FILE)
+        # Audited as made by this program (user "system", channel "host: manage.py seed_demo").
+        protocol = protocol_load(
+            path=settings.PROTOCOL_FILE,
+            reason=f"Demo set-up (seed_demo): protocol file {settings.PROTOCOL_FILE.name}",
+        )
         users = self._users(protocol)
         if Patient.objects.exists():
             self.stdout.write("Patients already exist: demo patients not added again.")
@@ -85,9 +90,14 @@ class Command(BaseCommand):
             if role == Role.ADMIN:
                 user.is_staff = user.is_superuser = True
             user.save()
-            user.groups.add(Group.objects.get(name=role))
+            with change_reason("Demo account (seed_demo)"):
+                user.groups.add(Group.objects.get(name=role))
             for code in sites:
-                site_membership_add(user=user, site=protocol.sites.get(code=code))
+                site_membership_add(
+                    user=user,
+                    site=protocol.sites.get(code=code),
+                    reason="Demo account (seed_demo)",
+                )
             users[username] = user
         return users
 
