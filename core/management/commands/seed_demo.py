@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.services import demo_authenticator_enrol
 from core.roles import Role
 from followup.demo import seed_followup_demo
 from patients import services as patient_services
@@ -66,6 +67,14 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("Demo ready. Log in at http://127.0.0.1:8000 with:"))
         for username, _first, _last, role, sites in USERS:
             self.stdout.write(f"  {username:<13} / {DEMO_PASSWORD}   {role} at {', '.join(sites)}")
+        if settings.EDC_REQUIRE_2FA:
+            self.stdout.write(
+                "Two-factor sign-in is on: each demo account has an authenticator. After the "
+                "password, get its current code with\n"
+                "  python manage.py demo_totp <user>      (e.g. demo_totp andrologist)\n"
+                "or add the account to an authenticator app with the key demo_totp --key prints. "
+                "(EDC_REQUIRE_2FA=0 switches two-factor sign-in off, with a banner.)"
+            )
         self.stdout.write(self.style.WARNING("Demo passwords: never use this data in production."))
 
     def _users(self, protocol):
@@ -88,6 +97,8 @@ class Command(BaseCommand):
             user.groups.add(Group.objects.get(name=role))
             for code in sites:
                 site_membership_add(user=user, site=protocol.sites.get(code=code))
+            # Two-factor sign-in: an authenticator whose codes `manage.py demo_totp` prints.
+            demo_authenticator_enrol(user=user)
             users[username] = user
         return users
 
