@@ -71,7 +71,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 "Two-factor sign-in is on: each demo account has an authenticator. After the "
                 "password, get its current code with\n"
-                "  python manage.py demo_totp <user>      (e.g. demo_totp andrologist)\n"
+                "  .venv/bin/python manage.py demo_totp <user>   (e.g. demo_totp andrologist)\n"
                 "or add the account to an authenticator app with the key demo_totp --key prints. "
                 "(EDC_REQUIRE_2FA=0 switches two-factor sign-in off, with a banner.)"
             )
