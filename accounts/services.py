@@ -51,6 +51,13 @@ def recovery_codes_left(*, user) -> int:
     return StaticToken.objects.filter(device__user=user).count()
 
 
+def _session_verified(request, device) -> None:
+    """The session is marked verified with `device`, under a new session key: a key seen
+    between the password and the code never becomes a fully signed-in session."""
+    otp_login(request, device)
+    request.session.cycle_key()
+
+
 def sign_in_complete(*, username: str) -> None:
     """The sign-in is complete (password and, when required, second factor): earlier failed
     attempts no longer count towards the lockout (AXES_RESET_ON_SUCCESS is off for this)."""
@@ -123,7 +130,7 @@ def enrolment_confirm(*, request, device: TOTPDevice, code: str) -> list[str]:
         device.confirmed = True
         device.save(update_fields=["confirmed"])
         codes = recovery_codes_issue(user=user)
-    otp_login(request, device)
+    _session_verified(request, device)
     sign_in_complete(username=user.get_username())
     _log(
         request,
@@ -197,7 +204,7 @@ def second_factor_verify(*, request, code: str) -> Verified:
         _code_failed(request, user, "wrong recovery code" if recovery else "wrong code")
         raise ValidationError({"code": "That code is not correct."})
     device.refresh_from_db()
-    otp_login(request, device)
+    _session_verified(request, device)
     sign_in_complete(username=user.get_username())
     if recovery:
         left = recovery_codes_left(user=user)

@@ -138,9 +138,15 @@ def test_the_current_code_completes_the_sign_in_and_goes_on_to_the_page_asked_fo
 ):
     device = authenticator_for_tests(andrologist)
     client.force_login(andrologist)
+    half_signed_in = client.cookies[settings.SESSION_COOKIE_NAME].value
     response = _submit(client, _code(device), next="/patients/")
     assert response.status_code == 302 and response["Location"] == "/patients/"
     assert client.get(reverse("home")).status_code == 200
+    # A new session key once verified: the one from before the code stays half signed in.
+    assert client.cookies[settings.SESSION_COOKIE_NAME].value != half_signed_in
+    stale = Client()
+    stale.cookies[settings.SESSION_COOKIE_NAME] = half_signed_in
+    assert stale.get(reverse("home")).status_code == 302
     event = _events(AuthEvent.Kind.SECOND_FACTOR_VERIFIED).get()
     assert event.user == andrologist and event.detail == "authenticator code"
 
