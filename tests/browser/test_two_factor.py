@@ -25,14 +25,15 @@ def _app_code(key_shown: str, steps_ahead: int = 0) -> str:
 
 
 def _password(page, username="alice"):
-    page.goto("/accounts/login/")
+    if "/accounts/login/" not in page.url:
+        page.goto("/accounts/login/")
     page.fill("#id_username", username)
     page.fill("#id_password", "correct-horse-battery")
     click_through(page, "button[type=submit]")
 
 
 def test_a_new_user_enrols_an_authenticator_then_signs_in_with_its_code(page, andrologist):
-    page.goto("/patients/")
+    page.goto("/patients/")  # sent to the login page, which keeps where they were going
     _password(page)
     assert "/accounts/two-factor/enrol/" in page.url
     assert page.locator("[data-testid=qr-code] svg").is_visible()
