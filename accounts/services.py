@@ -86,11 +86,12 @@ def secret_base32(device: TOTPDevice) -> str:
 
 
 def qr_code_svg(device: TOTPDevice) -> str:
-    """The otpauth:// URI as an inline SVG QR code (no image request, no script)."""
+    """The otpauth:// URI as an inline SVG QR code (no image request, no script), with the
+    standard four-module quiet zone."""
     import qrcode
     from qrcode.image.svg import SvgPathImage
 
-    image = qrcode.make(device.config_url, image_factory=SvgPathImage, box_size=12, border=2)
+    image = qrcode.make(device.config_url, image_factory=SvgPathImage, box_size=12, border=4)
     return image.to_string(encoding="unicode")
 
 
