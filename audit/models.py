@@ -85,6 +85,12 @@ class AuthEvent(models.Model):
         ROLE_CHANGE = "role_change", "Roles changed"
         SITE_CHANGE = "site_change", "Sites changed"
         ACCOUNT_CHANGE = "account_change", "Account activated/deactivated"
+        # Two-factor sign-in (accounts.services).
+        SECOND_FACTOR_VERIFIED = "2fa_verified", "Second factor verified"
+        SECOND_FACTOR_FAILED = "2fa_failed", "Wrong second-factor code"
+        SECOND_FACTOR_ENROLLED = "2fa_enrolled", "Authenticator enrolled"
+        RECOVERY_CODE_USED = "2fa_recovery_used", "Recovery code used"
+        SECOND_FACTOR_RESET = "2fa_reset", "Second factor reset by an admin"
 
     timestamp = models.DateTimeField(auto_now_add=True, db_index=True)
     kind = models.CharField(max_length=20, choices=Kind.choices)

@@ -50,6 +50,8 @@ def _logged_out(sender, request, user, **kwargs):
 
 @receiver(user_login_failed)
 def _login_failed(sender, credentials, request=None, **kwargs):
+    if credentials.get("second_factor"):
+        return  # a wrong code: accounts.services logs it as such (and axes counts it)
     log_auth_event(
         kind=AuthEvent.Kind.LOGIN_FAILED, username=credentials.get("username", ""), request=request
     )

@@ -29,6 +29,8 @@ from django.test.utils import CaptureQueriesContext, setup_test_environment  # n
 from django.urls import reverse  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from accounts.testing import mark_verified  # noqa: E402
+
 REPEAT = 15
 
 
@@ -115,6 +117,7 @@ def main() -> None:
         )
         client = Client()
         client.force_login(user)
+        mark_verified(client, user)  # two-factor sign-in: password and code, as a real user
         measure(client, "home", reverse("home"))
         measure(client, "patient list (page 1)", reverse("patients:patient-list"))
         measure(client, "patient page", reverse("patients:patient-detail", args=[patient.uuid]))
@@ -132,7 +135,9 @@ def main() -> None:
         # Every live form of the study with its SDV status (a hash per form).
         measure(client, "SDV worklist", reverse("monitoring:sdv-list"))
         admin = Client()
-        admin.force_login(admin_user())
+        admin_account = admin_user()
+        admin.force_login(admin_account)
+        mark_verified(admin, admin_account)
         measure(admin, "user access (admin)", reverse("monitoring:user-access"))
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)

@@ -2,13 +2,20 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from accounts.middleware import second_factor_not_required
 from core import views as core_views
 
 urlpatterns = [
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path(
+        "accounts/logout/",
+        second_factor_not_required(auth_views.LogoutView.as_view()),
+        name="logout",
+    ),
+    # Two-factor sign-in: the code page and enrolment (accounts/).
+    path("accounts/", include("accounts.urls")),
     path("admin/", admin.site.urls),
     path("trial/", include("trial.urls")),
     path("patients/", include("patients.urls")),

@@ -327,6 +327,8 @@ ACCESS_CHANGE_KINDS = (
     AuthEvent.Kind.ROLE_CHANGE,
     AuthEvent.Kind.SITE_CHANGE,
     AuthEvent.Kind.ACCOUNT_CHANGE,
+    AuthEvent.Kind.SECOND_FACTOR_ENROLLED,
+    AuthEvent.Kind.SECOND_FACTOR_RESET,
 )
 
 

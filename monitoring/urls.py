@@ -24,4 +24,9 @@ urlpatterns = [
     path("user-access/", views.user_access_view, name="user-access"),
     path("user-access/review/", views.access_review_record_view, name="access-review-record"),
     path("user-access/<str:username>/unlock/", views.user_unlock_view, name="user-unlock"),
+    path(
+        "user-access/<str:username>/reset-second-factor/",
+        views.user_second_factor_reset_view,
+        name="user-second-factor-reset",
+    ),
 ]

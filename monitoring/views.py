@@ -9,6 +9,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.forms import SecondFactorResetForm
+from accounts.selectors import users_with_authenticator
+from accounts.services import second_factor_reset
 from core import crf
 from core.csv import csv_lines
 from core.forms import apply_validation_error
@@ -356,6 +359,8 @@ def user_access_view(request):
             "rows": rows,
             "locked": locked_usernames(),
             "unlock_form": UserUnlockForm(),
+            "enrolled": users_with_authenticator(),
+            "reset_form": SecondFactorResetForm(),
             "cooloff_minutes": settings.AXES_COOLOFF_MINUTES,
             "reviews": reviews,
             "last_review": reviews[0] if reviews else None,
@@ -386,6 +391,26 @@ def user_unlock_view(request, username):
         messages.error(request, f"{username} was not unlocked: {' '.join(exc.messages)}")
     else:
         messages.success(request, f"Lockout lifted: {username} can sign in again.")
+    return redirect("monitoring:user-access")
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def user_second_factor_reset_view(request, username):
+    """A lost phone: removes another user's authenticator and recovery codes, with a reason
+    (an AuthEvent); they enrol again at their next sign-in."""
+    try:
+        second_factor_reset(
+            request=request, username=username, reason=request.POST.get("reason", "")
+        )
+    except ValidationError as exc:
+        messages.error(
+            request, f"{username}'s second factor was not reset: {' '.join(exc.messages)}"
+        )
+    else:
+        messages.success(
+            request, f"Second factor reset: {username} sets up an authenticator at next sign-in."
+        )
     return redirect("monitoring:user-access")
 
 

@@ -90,6 +90,51 @@ def _celery_queue_per_test_process(worker_id):
             connection.default_channel.queue_purge(queue)
 
 
+# ---- two-factor sign-in ----------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _force_login_is_a_full_sign_in(request, monkeypatch):
+    """Two-factor sign-in is on in the tests, as in production (EDC_REQUIRE_2FA). So that the
+    many tests that start with `client.force_login(user)` keep testing their own feature,
+    force_login() here is a complete sign-in, password AND second factor: the user gets a
+    confirmed authenticator (if they have none) and the session is marked verified with it,
+    as django_otp.login() leaves it after a good code (accounts.testing.mark_verified).
+
+    A test of the sign-in itself opts out with `@pytest.mark.real_sign_in`: force_login() is
+    then the password step only and the test types the codes (tests/core/test_two_factor.py).
+    A login through the form goes through the real flow either way: `sign_in()` below."""
+    if request.node.get_closest_marker("real_sign_in"):
+        return
+    from django.test import Client
+
+    from accounts.testing import mark_verified
+
+    password_only = Client.force_login
+
+    def force_login(self, user, backend=None):
+        password_only(self, user, backend)
+        mark_verified(self, user)
+
+    monkeypatch.setattr(Client, "force_login", force_login)
+
+
+def sign_in(client, username, password="correct-horse-battery"):
+    """The real sign-in through the forms: the password, then the code the user's
+    authenticator shows (a test authenticator is made if they have none). Returns the last
+    response: the code page's redirect when both were accepted, else the refusing page."""
+    from django.urls import reverse
+
+    from accounts.testing import authenticator_for_tests, usable_code
+
+    response = client.post(reverse("login"), {"username": username, "password": password})
+    if response.status_code != 302:
+        return response  # the password was refused (or the account is locked)
+    user = get_user_model().objects.get(username=username)
+    code = usable_code(authenticator_for_tests(user))
+    return client.post(reverse("accounts:second-factor"), {"code": code})
+
+
 @pytest.fixture(autouse=True)
 def _media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"

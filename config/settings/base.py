@@ -27,8 +27,13 @@ INSTALLED_APPS = [
     "crispy_forms",
     "crispy_bootstrap5",
     "axes",
+    # Two-factor sign-in (accounts): TOTP devices and recovery codes (static tokens).
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     # Ours, in dependency order: core <- trial <- patients <- labs <- followup; audit sees all.
     "core",
+    "accounts",
     "audit",
     "trial",
     "patients",
@@ -46,6 +51,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Right after authentication: request.user.is_verified() (second factor) for all below.
+    "django_otp.middleware.OTPMiddleware",
     # The request's address and browser, for the audit trail and the access log (P11-08).
     "core.request_source.RequestSourceMiddleware",
     # Every page needs a login except those marked @login_not_required (the login page).
@@ -53,6 +60,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     # After authentication and messages: ends a locked-out or deactivated user's session.
     "core.session_guard.SessionGuardMiddleware",
+    # After the session guard: a signed-in user without their second factor reaches only the
+    # code, enrolment and logout pages (accounts.middleware, EDC_REQUIRE_2FA).
+    "accounts.middleware.SecondFactorRequiredMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into a clear page.
     "axes.middleware.AxesMiddleware",
@@ -124,10 +134,33 @@ AXES_COOLOFF_TIME = timedelta(minutes=AXES_COOLOFF_MINUTES)
 # Counted from the failure that locked the account: tries during the lockout do not prolong it.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_PARAMETERS = ["username"]
-AXES_RESET_ON_SUCCESS = True
+# A sign-in succeeds when it is complete: after the second factor when EDC_REQUIRE_2FA is on
+# (accounts.services.sign_in_complete resets the count then), so signing in again with the
+# password alone does not wipe out the failed codes an attacker typed.
+AXES_RESET_ON_SUCCESS = False
 # Lock the account, not the IP address: clinic staff share one NAT address, and locking it
 # would lock out the whole site (axes.W006 asks for ip_address; deliberately not here).
 SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+
+# Two-factor sign-in (issue 11; ASVS 4.0 2.7/2.8, 21 CFR 11.300): a time-based code from an
+# authenticator app (RFC 6238) after the password, for every user (every study role can see
+# identifiers or sign). Production and the tests force it on; a demo or development machine
+# may switch it off (EDC_REQUIRE_2FA=0), and every page then says so in a red banner.
+EDC_REQUIRE_2FA = env.bool("EDC_REQUIRE_2FA", default=True)
+# Shown by the authenticator app next to the account.
+OTP_TOTP_ISSUER = "NOA-MSC EDC"
+# No drift learning: a code older than one 30-second step (or newer) is refused whatever the
+# device's history (django-otp's tolerance of one step either side stays).
+OTP_TOTP_SYNC = False
+# django-otp's own throttle (kept at its default, stated): after n wrong codes on a device the
+# next try is refused for 2^(n-1) seconds. Each wrong code also counts towards the account's
+# lockout (AXES_FAILURE_LIMIT), which e-mails the admins.
+OTP_TOTP_THROTTLE_FACTOR = 1
+OTP_STATIC_THROTTLE_FACTOR = 1
+# Device keys are never shown in the Django admin.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+# How many one-time recovery codes a user gets at enrolment.
+EDC_RECOVERY_CODES = 10
 
 # The request header that carries the client's address into the audit trail. REMOTE_ADDR when
 # the app is reached directly; behind the production stack's TLS proxy, HTTP_X_FORWARDED_FOR

@@ -4,6 +4,8 @@ from .base import *  # noqa: F403
 from .base import env
 
 DEBUG = False
+# Two-factor sign-in is not optional here, whatever the environment says (issue 11).
+EDC_REQUIRE_2FA = True
 SECRET_KEY = env("SECRET_KEY")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

@@ -4,6 +4,9 @@ from .base import *  # noqa: F403
 
 SECRET_KEY = "test-only-key"
 DEBUG = False
+# As in production. tests/conftest.py makes client.force_login() a full sign-in (password and
+# second factor); the two-factor tests opt out with @pytest.mark.real_sign_in.
+EDC_REQUIRE_2FA = True
 # Fast hashing: the suite creates many users.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

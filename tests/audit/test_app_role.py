@@ -17,6 +17,7 @@ from audit.models import AuditEntry
 from monitoring.models import Signature
 from patients.services import crf_save
 
+from ..conftest import sign_in
 from ..factories import complete_screening, today_minus
 from ..followup.factories import procedure_day
 
@@ -69,9 +70,7 @@ def test_the_application_works_as_a_role_that_owns_no_table(app_role, db, reques
     crf_save(record=hormones, user=andrologist, reason="Transcription error, lab report")
     procedure_day(patient, andrologist, on=today_minus(5))
     # The web: log in, read the patient page, sign the screening visit with the password.
-    client.post(
-        reverse("login"), {"username": "alice", "password": "correct-horse-battery"}, follow=True
-    )
+    sign_in(client, "alice")  # password, then the authenticator's code
     assert client.get(reverse("patients:patient-detail", args=[patient.uuid])).status_code == 200
     response = client.post(
         reverse("monitoring:sign-visit", args=[patient.uuid, visit.uuid]),

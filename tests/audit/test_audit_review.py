@@ -449,10 +449,10 @@ def test_the_page_runs_a_bounded_number_of_queries(
         add_patient(other_site, other_andrologist, n)
     assert {r.user_name for r in _review(admin_user).per_user} == {"alice", "bob"}
     assert page_queries() == few  # more patients, rows and signatures: no more queries
-    # 14 whatever the data (session, user, roles, sites, one per section, the recorded
-    # reviews...), plus one per CRF type whose records the late-entry and after-signature
-    # rules read (here 6).
-    with django_assert_max_num_queries(26):
+    # 15 whatever the data (session, user, the session's verified device, roles, sites, one
+    # per section, the recorded reviews...), plus one per CRF type whose records the
+    # late-entry and after-signature rules read (here 6).
+    with django_assert_max_num_queries(27):
         client.get(reverse("audit:review"))
 
 

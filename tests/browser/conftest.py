@@ -53,10 +53,20 @@ def page(browser, live_server, settings, tmp_path):
 
 
 def login(page, username, password="correct-horse-battery"):
+    """The real sign-in, as a user types it: the password, then the code their authenticator
+    app shows, computed here from the device's key (a user without an authenticator gets a
+    test one first; tests/browser/test_two_factor.py walks the enrolment itself)."""
+    from django.contrib.auth import get_user_model
+
+    from accounts.testing import authenticator_for_tests, usable_code
+
+    device = authenticator_for_tests(get_user_model().objects.get(username=username))
     page.goto("/accounts/login/")
     page.fill("#id_username", username)
     page.fill("#id_password", password)
-    page.click("button[type=submit]")
+    click_through(page, "button[type=submit]")
+    page.fill("#id_code", usable_code(device))
+    page.click("[data-testid=second-factor-form] button[type=submit]")
     page.wait_for_selector("[data-testid=whoami]")
 
 

@@ -3,6 +3,8 @@ import uuid
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from ..conftest import sign_in
+
 DUMMY = {"uuid": str(uuid.uuid4()), "int": "1", "slug": "eligibility", "str": "x", "path": "x"}
 
 
@@ -51,9 +53,8 @@ def test_the_django_admin_is_for_the_admin_role_only(client, andrologist, admin_
 
 @pytest.mark.django_db
 def test_login_page_logs_a_demo_user_in_and_shows_their_site(client, andrologist):
-    response = client.post(
-        reverse("login"), {"username": "alice", "password": "correct-horse-battery"}, follow=True
-    )
+    sign_in(client, "alice")  # password, then the authenticator's code
+    response = client.get(reverse("home"))
     assert response.status_code == 200
     html = response.content.decode()
     assert "Alice" in html and "Andrologist" in html and "BEN" in html

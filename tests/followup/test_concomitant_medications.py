@@ -371,8 +371,9 @@ def test_the_list_page_uses_a_bounded_number_of_queries(
         client.get(url)
     for _ in range(5):
         _create(consented_patient, andrologist, medication="Paracetamol", hormone_class="NONE")
-    # 16: the session guard (a locked or deactivated account is signed out) is one per request.
-    with django_assert_max_num_queries(16), CaptureQueriesContext(connection) as six:
+    # 17: the session guard (a locked or deactivated account is signed out) and the session's
+    # verified device (two-factor sign-in) are one each per request.
+    with django_assert_max_num_queries(17), CaptureQueriesContext(connection) as six:
         html = client.get(url).content.decode()
     assert html.count("data-cm=") == 6
     assert len(six) == len(one)

@@ -69,8 +69,9 @@ def test_the_patient_page_uses_a_bounded_number_of_queries(
     client.get(reverse("patients:patient-detail", args=[empty.uuid]))  # warm caches
     with CaptureQueriesContext(connection) as for_empty:
         client.get(reverse("patients:patient-detail", args=[empty.uuid]))
-    # 31: the session guard (a locked or deactivated account is signed out) is one per request.
-    with django_assert_max_num_queries(31), CaptureQueriesContext(connection) as for_full:
+    # 32: the session guard (a locked or deactivated account is signed out) and the session's
+    # verified device (two-factor sign-in) are one each per request.
+    with django_assert_max_num_queries(32), CaptureQueriesContext(connection) as for_full:
         response = client.get(reverse("patients:patient-detail", args=[full.uuid]))
     assert len(for_full) == len(for_empty)
     assert response.content.decode().count('data-status="entered"') == SCREENING_SLOTS

@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.services import demo_authenticator_enrol
 from audit.services import change_reason
 from core.roles import Role
 from followup.demo import seed_followup_demo
@@ -71,6 +72,14 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("Demo ready. Log in at http://127.0.0.1:8000 with:"))
         for username, _first, _last, role, sites in USERS:
             self.stdout.write(f"  {username:<13} / {DEMO_PASSWORD}   {role} at {', '.join(sites)}")
+        if settings.EDC_REQUIRE_2FA:
+            self.stdout.write(
+                "Two-factor sign-in is on: each demo account has an authenticator. After the "
+                "password, get its current code with\n"
+                "  .venv/bin/python manage.py demo_totp <user>   (e.g. demo_totp andrologist)\n"
+                "or add the account to an authenticator app with the key demo_totp --key prints. "
+                "(EDC_REQUIRE_2FA=0 switches two-factor sign-in off, with a banner.)"
+            )
         self.stdout.write(self.style.WARNING("Demo passwords: never use this data in production."))
 
     def _users(self, protocol):
@@ -98,6 +107,8 @@ class Command(BaseCommand):
                     site=protocol.sites.get(code=code),
                     reason="Demo account (seed_demo)",
                 )
+            # Two-factor sign-in: an authenticator whose codes `manage.py demo_totp` prints.
+            demo_authenticator_enrol(user=user)
             users[username] = user
         return users
 
