@@ -15,6 +15,8 @@ A URL that is not in this table fails that test: add its line here when you add 
                  technician has none, so any job id is "not found").
     public       no login needed (login page, health check); anonymous users get the page.
     ends_session logout: its success is a redirect to the login page.
+    sends_on_when_signed_in  the second-factor pages: every user tried has completed the
+                 sign-in, so a GET is sent on (302, not to the login page).
     post_body    what the POST sends (an empty body by default); "{patient}" and "{site}"
                  are the uuid of the patient / site of the side tried, "{site_code}" its
                  code. Used where an empty
@@ -53,6 +55,9 @@ class Access:
     public: bool = False
     post_body: dict = field(default_factory=dict)
     ends_session: bool = False  # logout: its success is the redirect to the login page
+    # The second-factor pages: a user whose sign-in is complete is sent on (302), not shown
+    # the page again.
+    sends_on_when_signed_in: bool = False
 
 
 def read(roles, **extra) -> Access:
@@ -76,6 +81,9 @@ TABLE: dict[str, Access] = {
     "healthz": read(EVERYONE, public=True),
     "login": form(EVERYONE, public=True),
     "logout": action(EVERYONE, ends_session=True),
+    # ---- accounts: the second factor (a signed-in, verified user is sent on) ------------
+    "accounts:second-factor": form(EVERYONE, sends_on_when_signed_in=True),
+    "accounts:second-factor-enrol": form(EVERYONE, sends_on_when_signed_in=True),
     # ---- trial -------------------------------------------------------------------------
     "trial:protocol-detail": read(EVERYONE),
     # The approved blank consent form: any study user (no patient in it).
@@ -131,6 +139,7 @@ TABLE: dict[str, Access] = {
     "monitoring:user-access": read(frozenset({D})),
     "monitoring:access-review-record": action(frozenset({D})),
     "monitoring:user-unlock": action(frozenset({D})),
+    "monitoring:user-second-factor-reset": action(frozenset({D})),
     # ---- exports -----------------------------------------------------------------------
     "exports:study": read(EVERYONE),
     "exports:pdf-request": action(

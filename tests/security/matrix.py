@@ -87,6 +87,8 @@ def judge(access: Access, role: str | None, variant: str, method: str, sees_all:
     if role in allowed:
         if access.scoped and variant == "other" and not sees_all:
             return "404 (other site)", lambda r: r.status_code == 404
+        if method == "GET" and access.sends_on_when_signed_in:
+            return "302 on (signed in)", lambda r: r.status_code == 302 and not to_login(r)
         if method == "GET":
             return "200", lambda r: r.status_code == 200
         if access.ends_session:
