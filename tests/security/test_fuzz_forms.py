@@ -604,7 +604,7 @@ class Filters(forms.Form):
             self.fields[name] = forms.CharField(required=False)
 
 
-def _filters(name, names, valid, url, username="mona", method="get", extra=None):
+def _filters(name, names, valid, url, username="mona", method="get", extra=None, **more):
     return Target(
         name,
         lambda w, d, f: Filters(d, names=names),
@@ -613,6 +613,7 @@ def _filters(name, names, valid, url, username="mona", method="get", extra=None)
         username=username,
         method=method,
         extra=extra or {},
+        **more,
     )
 
 
@@ -699,6 +700,12 @@ FILTER_TARGETS = [
         lambda w: "/exports/pdf/",
         username="carol",
         method="post",
+        extra={"kind": st.sampled_from(["form", "visit", "casebook", "site_casebooks", "x"])},
+        # A patient or site id that is not a UUID was a 500 (core.scoping).
+        regressions=[
+            {"patient": "<script>alert(1)</script>"},
+            {"kind": "site_casebooks", "site": "1"},
+        ],
     ),
 ]
 
