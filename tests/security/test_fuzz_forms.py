@@ -629,6 +629,7 @@ FILTER_TARGETS = [
         lambda w: {"site": "BEN", "stage": "screening", "flagged": "1", "q": "BEN-00"},
         lambda w: "/patients/",
         extra=PAGE,
+        regressions=[{"q": "nul\x00byte"}, {"site": "\x00"}],
     ),
     _filters(
         "filters:schedule",
@@ -651,6 +652,8 @@ FILTER_TARGETS = [
         lambda w: {"status": "open", "site": "BEN"},
         lambda w: "/monitoring/queries/",
         extra=PAGE,
+        # A NUL in a filter reached PostgreSQL (core.nul_guard).
+        regressions=[{"site": "nul\x00byte"}],
     ),
     _filters(
         "filters:sdv",
@@ -658,6 +661,7 @@ FILTER_TARGETS = [
         lambda w: {"status": "", "site": "BEN"},
         lambda w: "/monitoring/sdv/",
         extra=PAGE,
+        regressions=[{"site": "nul\x00byte"}],
     ),
     _filters(
         "filters:consent-audit",
