@@ -1,7 +1,17 @@
+from datetime import date
+
 from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
 
 from core import crf
 from core.forms import DATE_INPUT
+
+# A period searched or reviewed lies within the dates a trial can have. Its end is read as
+# "before the next day's midnight" (audit.review), which has no meaning after 9999-12-31.
+PERIOD_LIMITS = [
+    MinValueValidator(date(1900, 1, 1), "Enter a date from 1900 on."),
+    MaxValueValidator(date(2999, 12, 31), "Enter a date before the year 3000."),
+]
 
 
 class AuditSearchForm(forms.Form):
@@ -19,8 +29,12 @@ class AuditSearchForm(forms.Form):
             ("configuration", "Study configuration"),
         ],
     )
-    date_from = forms.DateField(label="From", required=False, widget=DATE_INPUT)
-    date_to = forms.DateField(label="To", required=False, widget=DATE_INPUT)
+    date_from = forms.DateField(
+        label="From", required=False, widget=DATE_INPUT, validators=PERIOD_LIMITS
+    )
+    date_to = forms.DateField(
+        label="To", required=False, widget=DATE_INPUT, validators=PERIOD_LIMITS
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -41,8 +55,12 @@ class AuditSearchForm(forms.Form):
 
 class AuditReviewForm(forms.Form):
     site = forms.ChoiceField(label="Site", required=False)
-    date_from = forms.DateField(label="From", required=False, widget=DATE_INPUT)
-    date_to = forms.DateField(label="To", required=False, widget=DATE_INPUT)
+    date_from = forms.DateField(
+        label="From", required=False, widget=DATE_INPUT, validators=PERIOD_LIMITS
+    )
+    date_to = forms.DateField(
+        label="To", required=False, widget=DATE_INPUT, validators=PERIOD_LIMITS
+    )
 
     def __init__(self, *args, sites, default_period, **kwargs):
         super().__init__(*args, **kwargs)
@@ -76,8 +94,8 @@ class AuditReviewRecordForm(forms.Form):
     """Recording the review shown: its site and period come back as hidden fields."""
 
     site = forms.CharField(required=False, widget=forms.HiddenInput)
-    date_from = forms.DateField(widget=forms.HiddenInput)
-    date_to = forms.DateField(widget=forms.HiddenInput)
+    date_from = forms.DateField(widget=forms.HiddenInput, validators=PERIOD_LIMITS)
+    date_to = forms.DateField(widget=forms.HiddenInput, validators=PERIOD_LIMITS)
     note = forms.CharField(
         label="Review note",
         widget=forms.Textarea(attrs={"rows": 2}),

@@ -6,6 +6,7 @@ A model opts in by using `SiteScopedQuerySet` as its manager and naming the path
 """
 
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.http import Http404
 
@@ -26,12 +27,13 @@ SiteScopedManager = models.Manager.from_queryset(SiteScopedQuerySet)
 
 
 def scoped_object_or_404(queryset, user, **lookup):
-    """Fetch one object the user's sites may see; anything else is a 404 (no existence leak)."""
+    """Fetch one object the user's sites may see; anything else is a 404 (no existence leak).
+    A malformed id (not a UUID, from a tampered form or address) is a 404 too, not a 500."""
     if isinstance(queryset, type):
         queryset = queryset.objects.all()
     try:
         return queryset.for_user(user).get(**lookup)
-    except queryset.model.DoesNotExist as exc:
+    except (queryset.model.DoesNotExist, ValidationError, ValueError) as exc:
         raise Http404("Not found at your sites.") from exc
 
 

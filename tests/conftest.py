@@ -12,6 +12,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connection
 from django.utils import timezone
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from core.roles import Role
 from patients import services
@@ -24,6 +26,23 @@ REQUIRE_FULL_RUN = os.environ.get("EDC_REQUIRE_FULL_RUN") == "1"
 # whole suite at another instant (CI adds a night and a Friday), so no result may depend on
 # the hour, the weekday or the machine's time zone.
 DEFAULT_CLOCK = "2026-03-11T08:00:00Z"
+
+
+# Hypothesis (tests/security/test_fuzz_forms.py): the same examples on every run
+# (derandomized: a CI failure is reproducible, a pass means the same thing each time), no
+# example database on disk, no per-example deadline (the clock is pinned and the machine
+# shared). 10 examples a page and 30 a form keep the fuzz module near a minute on one core;
+# EDC_FUZZ_EXAMPLES=200 is a deeper run by hand.
+hypothesis_settings.register_profile(
+    "edc",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    max_examples=int(os.environ.get("EDC_FUZZ_EXAMPLES", "10")),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    print_blob=True,
+)
+hypothesis_settings.load_profile("edc")
 
 
 def pytest_addoption(parser):

@@ -41,15 +41,39 @@ def browser():
         connections.close_all()
 
 
+# Every page records what the Content-Security-Policy blocked (an init script runs before the
+# page's own and is not subject to the policy); a browser test fails when anything was.
+RECORD_CSP_VIOLATIONS = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", function (e) {
+  window.__cspViolations.push(e.violatedDirective + " blocked " + (e.blockedURI || "inline") +
+    " at " + e.sourceFile + ":" + e.lineNumber);
+});
+"""
+
+
+def csp_violations(page) -> list[str]:
+    """What the policy blocked on the page shown now."""
+    return page.evaluate("window.__cspViolations || []")
+
+
 @pytest.fixture
 def page(browser, live_server, settings, tmp_path):
     context = browser.new_context(
         base_url=live_server.url, viewport={"width": 1400, "height": 1000}
     )
     context.set_default_timeout(15_000)
+    context.add_init_script(RECORD_CSP_VIOLATIONS)
     page = context.new_page()
+    # Chromium also reports a violation on the console, whichever page it happened on.
+    blocked = []
+    page.on(
+        "console",
+        lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None,
+    )
     yield page
     context.close()
+    assert not blocked, f"the Content-Security-Policy blocked: {blocked}"
 
 
 def login(page, username, password="correct-horse-battery"):

@@ -15,7 +15,7 @@ def test_production_settings_pass_the_deploy_check():
         "ALLOWED_HOSTS": "edc.example.org",
     }
     out = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy"],
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=settings.BASE_DIR,
         env=env,
         capture_output=True,

@@ -6,6 +6,7 @@ import zipfile
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
@@ -49,7 +50,11 @@ def test_the_job_page_polls_a_small_json_status_while_queued(client, coordinator
     page = client.get(response.url).content.decode()
     status_url = reverse("exports:job-status", args=[job.uuid])
     assert f'data-status-url="{status_url}"' in page
-    assert "setTimeout(poll" in page  # refreshes the card, not the page
+    # Refreshes the card, not the page: a static script (the Content-Security-Policy allows
+    # no inline one), loaded by the page.
+    assert '<script src="/static/js/pdf_job.js" defer></script>' in page
+    script = (settings.BASE_DIR / "static" / "js" / "pdf_job.js").read_text()
+    assert "setTimeout(poll" in script
     assert client.get(status_url).json() == {
         "status": "queued",
         "status_label": "Queued",

@@ -188,7 +188,8 @@ def test_a_scan_stored_before_the_check_is_served_by_what_its_bytes_are(
     assert served["Content-Type"] == content_type
     assert served["Content-Disposition"].startswith(f"{disposition};")
     assert served["X-Content-Type-Options"] == "nosniff"
-    assert served.has_header("Content-Security-Policy") == (disposition == "inline")
+    # Inline: sandboxed (no script, no origin); a download keeps the app-wide policy.
+    assert (served.get("Content-Security-Policy") == "sandbox") == (disposition == "inline")
 
 
 def test_identify_scan_reads_the_bytes_and_rewinds():
