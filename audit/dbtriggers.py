@@ -64,6 +64,7 @@ $$ LANGUAGE plpgsql;
 # The append-only tables (their own migrations refuse UPDATE/DELETE row by row).
 APPEND_ONLY_TABLES = (
     "audit_auditentry",
+    "audit_chainhead",
     "audit_authevent",
     "monitoring_signature",
     "monitoring_signaturerevocation",
