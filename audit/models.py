@@ -76,9 +76,9 @@ class AuditEntry(models.Model):
 
 
 class AuditChainHead(models.Model):
-    """The last link of each audit chain, written only by the chain trigger: where the next
-    row goes, the lock that keeps two writers from forking the chain, and a record of rows
-    cut from a chain's end (which leave no gap)."""
+    """The last link of each audit chain, written only by the chain triggers (once per
+    INSERT statement): rows cut from a chain's end leave no gap, but the head remembers them,
+    and the next row continues after it."""
 
     chain = models.CharField(max_length=40, primary_key=True)
     seq = models.BigIntegerField()

@@ -45,31 +45,41 @@ $$ LANGUAGE sql STABLE;
 
 CREATE OR REPLACE FUNCTION edc_audit_chain_link() RETURNS trigger AS $$
 DECLARE
+    last_seq bigint;
+    last_hash text;
     head_seq bigint;
-    head_hash text;
 BEGIN
     NEW.chain := CASE WHEN NEW.patient_id IS NULL THEN 'study'
                       ELSE 'patient:' || NEW.patient_id END;
-    -- The head row is the chain's lock: a second writer waits here until the first commits,
-    -- then reads the head the first one left (READ COMMITTED: a fresh snapshot per statement).
-    SELECT seq, row_hash INTO head_seq, head_hash
-        FROM audit_chainhead WHERE chain = NEW.chain FOR UPDATE;
-    IF NOT FOUND THEN
-        INSERT INTO audit_chainhead (chain, seq, row_hash) VALUES (NEW.chain, 0, '')
-            ON CONFLICT (chain) DO NOTHING;
-        SELECT seq, row_hash INTO head_seq, head_hash
-            FROM audit_chainhead WHERE chain = NEW.chain FOR UPDATE;
-    END IF;
-    NEW.chain_seq := head_seq + 1;
-    NEW.prev_hash := head_hash;
+    -- The chain's lock, held to commit: a second writer waits here until the first commits,
+    -- then reads the row the first one left (READ COMMITTED: a fresh snapshot per statement).
+    -- 7411 keeps these locks apart from any other advisory lock.
+    PERFORM pg_advisory_xact_lock(7411, hashtext(NEW.chain));
+    SELECT chain_seq, row_hash INTO last_seq, last_hash FROM audit_auditentry
+        WHERE chain = NEW.chain AND chain_seq IS NOT NULL ORDER BY chain_seq DESC LIMIT 1;
+    -- Never below the head: rows cut from the chain's end stay a gap.
+    SELECT seq INTO head_seq FROM audit_chainhead WHERE chain = NEW.chain;
+    NEW.chain_seq := GREATEST(COALESCE(last_seq, 0), COALESCE(head_seq, 0)) + 1;
+    NEW.prev_hash := COALESCE(last_hash, '');
     NEW.row_hash := edc_audit_row_hash(NEW);
-    UPDATE audit_chainhead SET seq = NEW.chain_seq, row_hash = NEW.row_hash, updated_at = now()
-        WHERE chain = NEW.chain;
     RETURN NEW;
 END;
 $$ LANGUAGE plpgsql;
 
--- The head moves only with an audit row (the trigger above runs at depth 1 and its UPDATE
+-- Once per statement, not per row (updating one head row per inserted row would leave a
+-- statement of n rows walking n versions of it): the last row of each chain it wrote.
+CREATE OR REPLACE FUNCTION edc_audit_chain_heads() RETURNS trigger AS $$
+BEGIN
+    INSERT INTO audit_chainhead (chain, seq, row_hash, updated_at)
+        SELECT DISTINCT ON (chain) chain, chain_seq, row_hash, now() FROM inserted
+        WHERE chain_seq IS NOT NULL ORDER BY chain, chain_seq DESC
+        ON CONFLICT (chain) DO UPDATE SET seq = EXCLUDED.seq, row_hash = EXCLUDED.row_hash,
+            updated_at = EXCLUDED.updated_at;
+    RETURN NULL;
+END;
+$$ LANGUAGE plpgsql;
+
+-- The head moves only with an audit row (the trigger above runs at depth 1 and its INSERT
 -- fires this one at depth 2); by hand it is refused, like the trail itself.
 CREATE OR REPLACE FUNCTION edc_audit_chainhead_guard() RETURNS trigger AS $$
 BEGIN
@@ -85,46 +95,59 @@ POSTGRES_TRIGGERS = """
 DROP TRIGGER IF EXISTS edc_audit_chain ON audit_auditentry;
 CREATE TRIGGER edc_audit_chain BEFORE INSERT ON audit_auditentry
     FOR EACH ROW EXECUTE FUNCTION edc_audit_chain_link();
+DROP TRIGGER IF EXISTS edc_audit_chain_heads ON audit_auditentry;
+CREATE TRIGGER edc_audit_chain_heads AFTER INSERT ON audit_auditentry
+    REFERENCING NEW TABLE AS inserted
+    FOR EACH STATEMENT EXECUTE FUNCTION edc_audit_chain_heads();
 DROP TRIGGER IF EXISTS edc_audit_chainhead_guard ON audit_chainhead;
 CREATE TRIGGER edc_audit_chainhead_guard BEFORE INSERT OR UPDATE OR DELETE ON audit_chainhead
     FOR EACH ROW EXECUTE FUNCTION edc_audit_chainhead_guard();
 """
 
-# Existing rows, in id order, through the same function; the append-only trigger is off for
-# this one transaction (only the table's owner may do that).
+# Existing rows, in id order within each chain, through the same hash function; the
+# append-only trigger is off for this one transaction (only the table's owner may do that).
 POSTGRES_BACKFILL = """
 ALTER TABLE audit_auditentry DISABLE TRIGGER audit_entry_append_only;
 DO $$
 DECLARE
     r audit_auditentry;
-    head_seq bigint;
-    head_hash text;
+    current_chain text := NULL;
+    seq bigint;
+    last_hash text;
 BEGIN
-    FOR r IN SELECT * FROM audit_auditentry ORDER BY id LOOP
+    FOR r IN SELECT * FROM audit_auditentry
+             ORDER BY CASE WHEN patient_id IS NULL THEN 'study'
+                           ELSE 'patient:' || patient_id END, id LOOP
         r.chain := CASE WHEN r.patient_id IS NULL THEN 'study' ELSE 'patient:' || r.patient_id END;
-        SELECT seq, row_hash INTO head_seq, head_hash FROM audit_chainhead WHERE chain = r.chain;
-        IF NOT FOUND THEN
-            head_seq := 0;
-            head_hash := '';
+        IF current_chain IS DISTINCT FROM r.chain THEN
+            IF current_chain IS NOT NULL THEN
+                INSERT INTO audit_chainhead VALUES (current_chain, seq, last_hash, now());
+            END IF;
+            current_chain := r.chain;
+            seq := 0;
+            last_hash := '';
         END IF;
-        r.chain_seq := head_seq + 1;
-        r.prev_hash := head_hash;
+        seq := seq + 1;
+        r.chain_seq := seq;
+        r.prev_hash := last_hash;
         r.row_hash := edc_audit_row_hash(r);
+        last_hash := r.row_hash;
         UPDATE audit_auditentry SET chain = r.chain, chain_seq = r.chain_seq,
             prev_hash = r.prev_hash, row_hash = r.row_hash WHERE id = r.id;
-        INSERT INTO audit_chainhead (chain, seq, row_hash, updated_at)
-            VALUES (r.chain, r.chain_seq, r.row_hash, now())
-            ON CONFLICT (chain) DO UPDATE SET seq = EXCLUDED.seq, row_hash = EXCLUDED.row_hash,
-                updated_at = EXCLUDED.updated_at;
     END LOOP;
+    IF current_chain IS NOT NULL THEN
+        INSERT INTO audit_chainhead VALUES (current_chain, seq, last_hash, now());
+    END IF;
 END $$;
 ALTER TABLE audit_auditentry ENABLE TRIGGER audit_entry_append_only;
 """
 
 POSTGRES_DROP = """
 DROP TRIGGER IF EXISTS edc_audit_chain ON audit_auditentry;
+DROP TRIGGER IF EXISTS edc_audit_chain_heads ON audit_auditentry;
 DROP TRIGGER IF EXISTS edc_audit_chainhead_guard ON audit_chainhead;
 DROP FUNCTION IF EXISTS edc_audit_chain_link();
+DROP FUNCTION IF EXISTS edc_audit_chain_heads();
 DROP FUNCTION IF EXISTS edc_audit_chainhead_guard();
 DROP FUNCTION IF EXISTS edc_audit_row_hash(audit_auditentry);
 DROP FUNCTION IF EXISTS edc_audit_field(text);
