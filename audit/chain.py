@@ -236,7 +236,7 @@ class _ChainWalk:
             )
         return (
             f"the row before it (sequence {self.expected_seq - 1}) is not the one it was "
-            "chained to: that row was replaced"
+            "chained to: that row was replaced, or removed and the sequence renumbered"
         )
 
     def finish(self, head) -> None:

@@ -71,6 +71,10 @@ APPEND_ONLY_TABLES = (
 )
 
 
+# Written only by the triggers, as the owner: the application's role may read them only.
+TRIGGER_WRITTEN_TABLES = ("audit_chainhead",)
+
+
 def clinical_models() -> list:
     """Every concrete model of the clinical apps: each must be audited. A model opts out
     only by saying why (`audit_exempt = True` with a comment: reminders, configuration)."""

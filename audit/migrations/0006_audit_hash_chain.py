@@ -67,8 +67,11 @@ END;
 $$ LANGUAGE plpgsql;
 
 -- Once per statement, not per row (updating one head row per inserted row would leave a
--- statement of n rows walking n versions of it): the last row of each chain it wrote.
-CREATE OR REPLACE FUNCTION edc_audit_chain_heads() RETURNS trigger AS $$
+-- statement of n rows walking n versions of it): the last row of each chain it wrote. As the
+-- tables' owner (SECURITY DEFINER): the application's role may not write the heads itself
+-- (audit/dbroles.py).
+CREATE OR REPLACE FUNCTION edc_audit_chain_heads() RETURNS trigger
+    SECURITY DEFINER SET search_path FROM CURRENT AS $$
 BEGIN
     INSERT INTO audit_chainhead (chain, seq, row_hash, updated_at)
         SELECT DISTINCT ON (chain) chain, chain_seq, row_hash, now() FROM inserted
