@@ -11,7 +11,7 @@ from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST
 
 from core.csv import csv_lines
 from core.forms import apply_validation_error
@@ -356,7 +356,6 @@ def audit_review_record_view(request):
 
 
 @role_required(Role.ADMIN)
-@require_GET
 @transaction.non_atomic_requests  # the check takes its own read-only snapshot
 def audit_chain_view(request):
     """Verify the audit trail's hash chains now (audit/chain.py), and optionally anchors read
