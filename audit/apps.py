@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
 from django.db.models.signals import post_migrate
 
 
@@ -21,9 +22,13 @@ class AuditConfig(AppConfig):
 
     def ready(self):
         from . import (
+            chain,
             checks,  # noqa: F401  (registers the database role check)
             signals,
         )
+
+        # SQLite (the demo) hashes the audit chain with a Python function (audit/chain.py).
+        connection_created.connect(chain.register_sqlite_function, dispatch_uid="audit_chain")
 
         signals.connect_axes()
         signals.connect_memberships()

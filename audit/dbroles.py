@@ -11,7 +11,7 @@ without anyone remembering to run a command."""
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .dbtriggers import APPEND_ONLY_TABLES, clinical_models
+from .dbtriggers import APPEND_ONLY_TABLES, TRIGGER_WRITTEN_TABLES, clinical_models
 
 
 def kept_tables(existing: set[str]) -> tuple[list[str], list[str]]:
@@ -54,6 +54,10 @@ def app_role_grant(connection, role: str) -> None:
             cursor.execute(f"REVOKE DELETE ON {quote(table)} FROM {name}")
         for table in never_changed:
             cursor.execute(f"REVOKE UPDATE ON {quote(table)} FROM {name}")
+        # The audit chain's heads move only with an audit row (a SECURITY DEFINER trigger).
+        for table in TRIGGER_WRITTEN_TABLES:
+            if table in existing:
+                cursor.execute(f"REVOKE INSERT, UPDATE, DELETE ON {quote(table)} FROM {name}")
 
 
 def connected_as_table_owner(connection) -> str:

@@ -97,10 +97,15 @@ $$ LANGUAGE plpgsql;
 # The append-only tables (their own migrations refuse UPDATE/DELETE row by row).
 APPEND_ONLY_TABLES = (
     "audit_auditentry",
+    "audit_chainhead",
     "audit_authevent",
     "monitoring_signature",
     "monitoring_signaturerevocation",
 )
+
+
+# Written only by the triggers, as the owner: the application's role may read them only.
+TRIGGER_WRITTEN_TABLES = ("audit_chainhead",)
 
 
 def clinical_models() -> list:

@@ -5,7 +5,8 @@ The backup writes manifest.json next to the dump, taken in pg_dump's own snapsho
 deploy/backup/manifest.sql: per table the row count and a SHA-256 of the rows' content, the
 triggers, the audit trail's extent. `restore_verify` runs the same SQL on the restored copy and
 compares, then checks what only the application can: every e-signature still verifies against
-the data it covers (monitoring.selectors.signature_status), the sequences are ahead of the ids
+the data it covers (monitoring.selectors.signature_status), the audit trail's hash chains
+recompute (audit/chain.py), the sequences are ahead of the ids
 (new rows can be added), and every file the database names is in the restored media folder.
 
 Read only: the checks run in one READ ONLY transaction, so verifying changes nothing, not even
@@ -318,6 +319,18 @@ def _schema_check(connection) -> Check:
     return check
 
 
+def _chain_check() -> Check:
+    """The audit trail's hash chains recomputed on the copy (audit/chain.py): the manifest
+    proves the copy equals the backup, this that the backup's trail was itself untouched."""
+    from .chain import verify_audit_trail
+
+    check = Check("audit chain")
+    report = verify_audit_trail()
+    check.problems += [str(link) for link in report.broken]
+    check.summary = report.summary()
+    return check
+
+
 def restore_verify(*, manifest: dict, media_root: Path) -> RestoreReport:
     """Compare the database (the default connection: point DATABASE_URL at the restored copy)
     with the backup's manifest, and check its signatures, sequences and media files. Changes
@@ -341,5 +354,5 @@ def restore_verify(*, manifest: dict, media_root: Path) -> RestoreReport:
         checks.append(schema)
         # The application's own checks read the tables through the code's models.
         if schema.passed:
-            checks += [_signature_check(), _media_check(Path(media_root))]
+            checks += [_chain_check(), _signature_check(), _media_check(Path(media_root))]
     return RestoreReport(database=connection.settings_dict["NAME"], backup=manifest, checks=checks)

@@ -43,10 +43,22 @@ class AuditEntry(models.Model):
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True, db_default="")
     channel = models.CharField(max_length=200, blank=True, db_default="")
+    # The hash chain (audit/chain.py), set by the database as the row is inserted (migration
+    # 0006's trigger), whatever the application sends: the patient's chain or "study", the
+    # row's place in it, the previous row's SHA-256 and this row's. Ids are not commit order;
+    # chain_seq is.
+    chain = models.CharField(max_length=40, blank=True, db_default="", editable=False)
+    chain_seq = models.BigIntegerField(null=True, editable=False)
+    prev_hash = models.CharField(max_length=64, blank=True, db_default="", editable=False)
+    row_hash = models.CharField(max_length=64, blank=True, db_default="", editable=False)
 
     class Meta:
         ordering = ["timestamp", "id"]
         indexes = [models.Index(fields=["content_type", "object_id"])]
+        constraints = [
+            # Two writers can never fork a chain, even if the trigger's lock were bypassed.
+            models.UniqueConstraint(fields=["chain", "chain_seq"], name="audit_chain_seq_unique")
+        ]
         verbose_name_plural = "audit entries"
 
     def __str__(self):
@@ -70,6 +82,23 @@ class AuditEntry(models.Model):
         return ct.app_label == "trial" or (
             (ct.app_label, ct.model) == ("auth", "user") and self.field_name == "roles"
         )
+
+
+class AuditChainHead(models.Model):
+    """The last link of each audit chain, written only by the chain triggers (once per
+    INSERT statement): rows cut from a chain's end leave no gap, but the head remembers them,
+    and the next row continues after it."""
+
+    chain = models.CharField(max_length=40, primary_key=True)
+    seq = models.BigIntegerField()
+    row_hash = models.CharField(max_length=64)
+    updated_at = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "audit_chainhead"
+
+    def __str__(self):
+        return f"{self.chain} #{self.seq} {self.row_hash[:16]}"
 
 
 class AuthEvent(models.Model):

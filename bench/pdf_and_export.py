@@ -119,7 +119,7 @@ def add_patients(count: int, andrologist, start: int) -> None:
     from trial.selectors import current_consent_version
 
     sys.path.insert(0, str(ROOT / "tests"))
-    from factories import VALID  # noqa: E402 - the tests' valid CRF values
+    from factories import crf_values  # noqa: E402 - the tests' valid CRF values
 
     sites = list(StudySite.objects.order_by("code"))
     today = timezone.localdate()
@@ -146,8 +146,7 @@ def add_patients(count: int, andrologist, start: int) -> None:
         def save(code, visit, sequence=1, **changes):
             from core import crf
 
-            values = dict(VALID[code])
-            values.update(changes)
+            values = crf_values(code, **changes)  # dates resolved to today
             record = crf.get(code).model(visit=visit, sequence=sequence, **values)
             return services.crf_save(record=record, user=andrologist)
 

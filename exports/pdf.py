@@ -162,6 +162,8 @@ class CrfDocument:
     adverse_events: list = field(default_factory=list)
     concomitant_medications: list = field(default_factory=list)
     charts: list = field(default_factory=list)
+    # The patient's audit chain head the document was built from (audit/chain.py).
+    chain_head: object = None
 
     @property
     def contents(self) -> list[tuple[str, FormBlock]]:
@@ -329,6 +331,7 @@ def crf_document(
         adverse_events=data.adverse_events if visit_id is None else [],
         concomitant_medications=data.concomitant_medications if visit_id is None else [],
         charts=_course_charts(data) if visit_id is None else [],
+        chain_head=data.chain_head,
     )
 
 

@@ -10,6 +10,7 @@ from datetime import datetime
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Q, QuerySet
 
+from audit.chain import ChainHead, chain_heads
 from audit.models import AuditEntry
 from audit.selectors import hide_identifiers_in
 from core import crf
@@ -130,6 +131,9 @@ class PatientData:
     records: dict[str, list[CrfRecord]] = field(default_factory=dict)
     consents: list[Consent] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
+    # The last link of the patient's audit chain when the data were read (audit/chain.py):
+    # printed on the casebook, so the paper can be tied to the trail later.
+    chain_head: ChainHead | None = None
     signatures: list[SignatureLine] = field(default_factory=list)
     queries: list[OpenQuery] = field(default_factory=list)
     # The adverse-event log (followup.AdverseEvent), voided events included and marked.
@@ -200,6 +204,9 @@ def patient_data_batches(
             p.pk: PatientData(patient=p, identifiers_visible=p.site_id in visible_sites)
             for p in Patient.objects.filter(pk__in=chunk).select_related("site", "site__protocol")
         }
+        # Read first: everything the documents print was in the trail up to this head.
+        for head in chain_heads(patient_ids=chunk):
+            by_id[int(head.chain.removeprefix("patient:"))].chain_head = head
         for visit in (
             Visit.objects.filter(patient_id__in=chunk)
             .select_related("definition")

@@ -12,6 +12,7 @@ from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 from psycopg2 import sql
 
+from audit.chain import verify_audit_trail
 from audit.dbroles import app_role_grant
 from audit.models import AuditEntry
 from monitoring.models import Signature
@@ -83,6 +84,9 @@ def test_the_application_works_as_a_role_that_owns_no_table(app_role, db, reques
     )
     correction = AuditEntry.objects.get(patient=patient, field_name="fsh", action="update")
     assert (correction.old_value, correction.new_value) == ("22.50", "24.10")
+    # Every row the role wrote is hash-chained (the heads are written as the owner).
+    assert correction.chain == f"patient:{patient.pk}"
+    assert verify_audit_trail().intact
 
 
 @pytest.mark.parametrize(
@@ -99,6 +103,8 @@ def test_the_application_works_as_a_role_that_owns_no_table(app_role, db, reques
         "DELETE FROM audit_auditentry",
         "UPDATE audit_auditentry SET reason = 'rewritten'",
         "UPDATE monitoring_signature SET meaning = 'rewritten'",
+        "UPDATE audit_chainhead SET seq = 0",
+        "INSERT INTO audit_chainhead VALUES ('patient:0', 9, 'forged', now())",
         "SET session_replication_role = replica",
     ],
 )

@@ -204,6 +204,7 @@ def test_the_nightly_backup_restores_into_an_empty_database_and_verifies(
     assert f"(#{casebook.pk}): invalidated before the backup; the audit trail holds" in report
     assert "PASS  media: the 2 file(s) the database names are all in" in report
     assert "PASS  triggers:" in report and "PASS  sequences:" in report
+    assert f"PASS  audit chain: INTACT: {audit_rows} rows" in report
     assert report.splitlines()[-1].startswith("restore drill: RESULT: PASS in ")
     # The scratch database is gone afterwards.
     exists = f"SELECT count(*) FROM pg_database WHERE datname = '{drill_database}'"
@@ -225,6 +226,9 @@ def test_a_changed_audit_row_in_the_restored_copy_fails_the_verification(
     assert "FAIL  tables: 1 of" in result.stdout
     assert "audit_auditentry: " in result.stdout and "their contents differ" in result.stdout
     assert "FAIL  audit trail: differs from the backup" in result.stdout
+    # The chain names the row itself (audit/chain.py).
+    assert "FAIL  audit chain: BROKEN in 1 chain(s)" in result.stdout
+    assert f"(row #{entry.pk}): altered content" in result.stdout
     assert "RESULT: FAIL" in result.stdout
 
 
