@@ -10,7 +10,7 @@ conflict anyway. A casebook prints the head of its patient's chain.
 
 Each row's hash is SHA-256 over a canonical text of its content and the previous row's hash,
 computed in the database as the row is inserted (PostgreSQL: a BEFORE INSERT trigger, audit
-migration 0006; SQLite, the demo: a trigger calling `edc_audit_hash`, registered on each
+migration 0007; SQLite, the demo: a trigger calling `edc_audit_hash`, registered on each
 connection by audit.apps), so every path (the services' bulk_create, the capture trigger's
 INSERT, psql) is chained. The verifier recomputes every hash here, in Python, from the
 columns: a row altered, removed, reordered or slipped in by someone who bypassed the
@@ -32,7 +32,7 @@ BATCH = 5000
 
 # The row's content, in the order it is hashed (after the chain key and the previous hash).
 # A column added to AuditEntry that says something about the change belongs here, in the
-# trigger (migration 0006's edc_audit_row_hash) and in a new PAYLOAD_VERSION.
+# trigger (migration 0007's edc_audit_row_hash) and in a new PAYLOAD_VERSION.
 CONTENT_COLUMNS = (
     "timestamp",
     "user_id",

@@ -44,7 +44,7 @@ class AuditEntry(models.Model):
     user_agent = models.CharField(max_length=300, blank=True, db_default="")
     channel = models.CharField(max_length=200, blank=True, db_default="")
     # The hash chain (audit/chain.py), set by the database as the row is inserted (migration
-    # 0006's trigger), whatever the application sends: the patient's chain or "study", the
+    # 0007's trigger), whatever the application sends: the patient's chain or "study", the
     # row's place in it, the previous row's SHA-256 and this row's. Ids are not commit order;
     # chain_seq is.
     chain = models.CharField(max_length=40, blank=True, db_default="", editable=False)

@@ -117,6 +117,7 @@ TABLE: dict[str, Access] = {
     "audit:trail": read(AUDITORS),
     "audit:review": read(AUDITORS),
     "audit:review-record": action(AUDITORS),
+    "audit:chain": read(frozenset({D})),
     # Anyone who may see the record may see its history (identifiers masked: leak scan).
     "audit:record-history": read(EVERYONE, scoped=True),
     # ---- monitoring --------------------------------------------------------------------

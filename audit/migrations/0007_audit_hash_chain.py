@@ -229,7 +229,7 @@ def backwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("audit", "0005_request_source")]
+    dependencies = [("audit", "0006_second_factor_events")]
     operations = [
         migrations.AddField(
             model_name="auditentry",
