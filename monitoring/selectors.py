@@ -509,5 +509,14 @@ def record_sdv(*, record) -> SdvRow:
 def audit_trail_reviews(*, user, limit: int = 20) -> list[AuditTrailReview]:
     """The recorded audit-trail reviews that cover one of the user's sites, newest first."""
     mine = {site.code for site in sites_for_user(user=user)}
-    recent = AuditTrailReview.objects.select_related("reviewed_by")[: limit * 5]
-    return [r for r in recent if mine & set(r.sites_covered)][:limit]
+    # Sites covered are a JSON list (no portable "overlaps" lookup), so read newest first in
+    # chunks until `limit` are found: a fixed slice before the filter let other sites' newer
+    # reviews hide this site's own. Reviews are few (one per monitor and period).
+    found = []
+    reviews = AuditTrailReview.objects.select_related("reviewed_by")
+    for review in reviews.iterator(chunk_size=limit * 5):
+        if mine & set(review.sites_covered):
+            found.append(review)
+            if len(found) == limit:
+                break
+    return found

@@ -49,3 +49,39 @@ def test_the_last_recorded_audit_review_shows_for_monitors(client, monitor, site
     client.force_login(monitor)
     html = client.get(reverse("home")).content.decode()
     assert f"{today:%d %b %Y} · mona" in _card(html, "last-review")
+
+
+def test_a_sites_last_review_shows_however_many_newer_reviews_other_sites_recorded(
+    client, site, other_site
+):
+    """The selector once read the newest 5 x limit reviews and then kept the user's sites:
+    five newer reviews at another site hid this site's own (issue 15)."""
+    from django.utils import timezone
+
+    from audit.review import AuditReview
+    from core.roles import Role
+    from monitoring.selectors import audit_trail_reviews
+
+    from ..conftest import make_user
+
+    ben_monitor = make_user("benmon", Role.MONITOR, site)
+    and_monitor = make_user("andmon", Role.MONITOR, other_site)
+    today = timezone.localdate()
+
+    def record(user, note):
+        review = AuditReview(user=user, date_from=today, date_to=today)
+        return services.audit_trail_review_record(user=user, review=review, note=note)
+
+    own = record(ben_monitor, "BEN reviewed")
+    for n in range(6):
+        record(and_monitor, f"AND reviewed {n}")
+
+    assert audit_trail_reviews(user=ben_monitor, limit=1) == [own]
+    assert [r.note for r in audit_trail_reviews(user=and_monitor, limit=3)] == [
+        "AND reviewed 5",
+        "AND reviewed 4",
+        "AND reviewed 3",
+    ]
+    client.force_login(ben_monitor)
+    card = _card(client.get(reverse("home")).content.decode(), "last-review")
+    assert "never recorded" not in card and "benmon" in card
