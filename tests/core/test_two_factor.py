@@ -7,10 +7,7 @@ force_login() is the password step only, and the codes are typed. The clock stan
 few seconds into a 30-second step, so "the current code" is one code for the whole test."""
 
 import io
-import os
 import re
-import subprocess
-import sys
 import uuid
 from base64 import b32decode
 from datetime import UTC, datetime, timedelta
@@ -31,6 +28,7 @@ from audit.models import AuthEvent
 from core.lockout import is_locked_out
 
 from ..conftest import sign_in
+from ..production import run_production
 
 pytestmark = pytest.mark.real_sign_in
 
@@ -420,20 +418,9 @@ def test_production_enforces_two_factor_whatever_the_environment_says():
         "'accounts.middleware.SecondFactorRequiredMiddleware' in settings.MIDDLEWARE, "
         "'django_otp.middleware.OTPMiddleware' in settings.MIDDLEWARE)"
     )
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
-        "DJANGO_SETTINGS_MODULE": "config.settings.production",
-        "SECRET_KEY": "x" * 50,
-        "ALLOWED_HOSTS": "edc.example.org",
-        "EDC_REQUIRE_2FA": "0",
-    }
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=settings.BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    out = run_production(
+        ["-c", script],
+        {"SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "edc.example.org", "EDC_REQUIRE_2FA": "0"},
     )
     assert out.stdout.split() == ["True", "True", "True"], out.stderr[-2000:]
 

@@ -2,13 +2,13 @@
 environment docker-compose gives the application (ASVS 4.0 V14.1 build and deploy, V9.1 TLS
 for every connection, V3.4 secure cookies)."""
 
-import os
 import re
 import secrets
 import subprocess
-import sys
 
 from django.conf import settings
+
+from ..production import run_production
 
 # ${NAME:-default}, ${NAME:?message} and ${NAME} as docker compose reads them.
 COMPOSE_VARIABLE = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:-|:\?)(?P<arg>[^}]*))?\}")
@@ -40,19 +40,10 @@ def compose_app_environment(given: dict[str, str]) -> dict[str, str]:
 
 
 def run_deploy_check(environment: dict[str, str]) -> subprocess.CompletedProcess:
-    # Only what a process needs to run (PATH...), never the test settings' variables: the
-    # deployment is configured by its own environment alone. The browser tests'
-    # DJANGO_ALLOW_ASYNC_UNSAFE and the test run's DATABASE_URL do not leak in.
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
-    env = {k: v for k, v in os.environ.items() if k in keep}
-    env.update(environment)
-    return subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=settings.BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    # A clean environment: the deployment is configured by its own environment alone (the
+    # test run's DATABASE_URL and the browser tests' DJANGO_ALLOW_ASYNC_UNSAFE do not leak in).
+    return run_production(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"], environment, clean=True
     )
 
 
