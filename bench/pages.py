@@ -39,8 +39,8 @@ def seed(n: int):
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
 
-    from followup.demo import NO_SPERM, demo_follow_up, demo_procedure_day
-    from patients.demo import demo_screening
+    from demo.followup import NO_SPERM, demo_follow_up, demo_procedure_day
+    from demo.patients import demo_screening
     from patients.services import consent_record, patient_enrol
     from trial.selectors import current_consent_version
     from trial.services import protocol_load, site_membership_add

@@ -4,9 +4,10 @@ from django.urls import include, path
 
 from accounts.middleware import second_factor_not_required
 from core import views as core_views
+from dashboard import views as dashboard_views
 
 urlpatterns = [
-    path("", core_views.home, name="home"),
+    path("", dashboard_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path(

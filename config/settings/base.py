@@ -31,17 +31,23 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
-    # Ours, in dependency order: core <- trial <- patients <- labs <- followup; audit sees all.
+    # Ours, in layer order (bottom first): an app imports only from the apps listed before it,
+    # never from one after it (the `layers` contract in pyproject.toml, run by bin/test).
+    # A lower app reaches a higher one only through what the higher app registers in its
+    # AppConfig.ready() (core.crf, core.guards, core.trail, audit.integrity).
     "core",
-    "accounts",
-    "audit",
     "trial",
+    "audit",
+    "accounts",
     "patients",
     "labs",
     "followup",
     "monitoring",
-    "exports",
     "reports",
+    "exports",
+    # The top: the home page and navigation, and the demo data; they read the apps above.
+    "dashboard",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -105,7 +111,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "core.context_processors.user_context",
+                "dashboard.context_processors.user_context",
             ],
         },
     },

@@ -4,7 +4,7 @@ from django.core import mail
 from django.utils import timezone
 
 from core.roles import Role
-from followup.demo import seed_followup_demo
+from demo.followup import seed_followup_demo
 from followup.models import ConcomitantMedication, FollowUpVisit, Reminder
 from followup.selectors import (
     VisitStatus,

@@ -14,9 +14,9 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from audit.models import AuditEntry
+from demo.cohort import cohort_cases
 from patients.models import Patient
 from reports.cohort import COHORT_TABLE_1, cohort_table_errors
-from reports.demo import cohort_cases
 from reports.selectors import CHARACTERISTICS
 
 from ..conftest import enrol

@@ -1,6 +1,7 @@
 from django.conf import settings
 
-from .roles import user_roles
+from core.roles import user_roles
+from trial.selectors import sites_for_user
 
 
 def user_context(request):
@@ -14,8 +15,6 @@ def user_context(request):
         # Signed in with the password only: the menu would lead nowhere (accounts.middleware).
         context["second_factor_pending"] = True
         return context
-    from trial.selectors import sites_for_user
-
     return {
         **context,
         "user_role_names": sorted(user_roles(user)),

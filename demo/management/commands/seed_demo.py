@@ -15,13 +15,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.services import demo_authenticator_enrol
-from audit.services import change_reason
+from core.change_reason import change_reason
 from core.roles import Role
-from followup.demo import seed_followup_demo
+from demo.cohort import seed_cohort
+from demo.followup import seed_followup_demo
+from demo.patients import demo_screening
 from patients import services as patient_services
-from patients.demo import demo_screening
 from patients.models import Patient
-from reports.demo import seed_cohort
 from trial.selectors import current_consent_version
 from trial.services import protocol_load, site_membership_add
 

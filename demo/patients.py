@@ -6,9 +6,8 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from core import crf
-
-from . import services
-from .models import Patient, Visit
+from patients import services
+from patients.models import Patient, Visit
 
 
 def demo_crf(code: str, visit: Visit, user, sequence: int = 1, **values):

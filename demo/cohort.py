@@ -16,15 +16,14 @@ from decimal import Decimal
 import numpy as np
 from django.utils import timezone
 
+from demo.followup import demo_procedure_day
+from demo.patients import demo_crf
 from followup import services as followup_services
-from followup.demo import demo_procedure_day
 from patients import services as patient_services
-from patients.demo import demo_crf
 from patients.models import Patient
+from reports.cohort import COHORT_DRAWS, COHORT_TABLE_1, cohort_table_errors
 from trial.models import Protocol
 from trial.selectors import current_consent_version
-
-from .cohort import COHORT_DRAWS, COHORT_TABLE_1, cohort_table_errors
 
 FOLLOW_UP_CODES = ("M4", "M6", "M8", "M10", "M12")
 GROUPS = ("responders", "non_responders")

@@ -1,7 +1,7 @@
 """Demo patients for procedure day and follow-up, built through the real services (so the
 audit trail, the schedule and the reminders are what a real site would see). Synthetic only.
 
-Called by core's `seed_demo` command after its screening patients (one withdrawn among them)."""
+Called by the `seed_demo` command after its screening patients (one withdrawn among them)."""
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -9,15 +9,14 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from demo.patients import demo_crf, demo_screening
+from followup import services
+from followup.models import FollowUpVisit
+from followup.selectors import followup_period_start, medications_in_use
 from patients import services as patient_services
-from patients.demo import demo_crf, demo_screening
 from patients.models import Patient
 from trial.models import Protocol
 from trial.selectors import current_consent_version
-
-from . import services
-from .models import FollowUpVisit
-from .selectors import followup_period_start, medications_in_use
 
 NO_SPERM = {"sperm_seen": "NONE", "concentration": Decimal("0")}
 PELLET = {"sperm_seen": "PELLET", "concentration": Decimal("0")}
