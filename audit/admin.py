@@ -1,4 +1,3 @@
-from django import forms
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 
@@ -66,57 +65,3 @@ class AuthEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-
-# ---- study configuration edited in the admin: audited like clinical data -------------------
-
-REASON_REQUIRED = (
-    "Give a reason for this change: it is kept in the audit trail with the old and new values."
-)
-
-
-class ReasonForChangeForm(forms.ModelForm):
-    """An admin change form that asks why (21 CFR 11.10(e)): required when an existing record
-    is edited, not when one is added. A missing reason re-shows the form with what was typed."""
-
-    reason_for_change = forms.CharField(
-        label="Reason for change",
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
-        help_text="Required when changing an existing record; kept in the audit trail.",
-    )
-
-    def clean(self):
-        cleaned = super().clean()
-        if self.instance.pk is not None and not cleaned.get("reason_for_change", "").strip():
-            self.add_error("reason_for_change", REASON_REQUIRED)
-        return cleaned
-
-    def reason(self) -> str:
-        return self.cleaned_data.get("reason_for_change", "").strip()
-
-
-class AuditedConfigAdmin(admin.ModelAdmin):
-    """Saves the record and its inlines through the audited service path (trial.services), as
-    the admin signed in, with the reason typed on the form. Nothing here is deleted, except
-    rows whose model allows it (a site membership), and those deletions are audited too."""
-
-    form = ReasonForChangeForm
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def save_model(self, request, obj, form, change):
-        from trial.services import study_config_save
-
-        study_config_save(obj, user=request.user, reason=form.reason())
-
-    def save_formset(self, request, form, formset, change):
-        from trial.services import study_config_delete, study_config_save
-
-        instances = formset.save(commit=False)
-        for obj in formset.deleted_objects:
-            study_config_delete(obj, user=request.user, reason=form.reason())
-        for obj in instances:
-            study_config_save(obj, user=request.user, reason=form.reason())
-        formset.save_m2m()

@@ -21,11 +21,17 @@ class AuditConfig(AppConfig):
     verbose_name = "Audit trail"
 
     def ready(self):
+        from core import trail
+
         from . import (
             chain,
             checks,  # noqa: F401  (registers the database role check)
+            services,
             signals,
         )
+
+        # trial (below audit) saves the study configuration through the trail (core.trail).
+        trail.register(save=services.audited_save, delete=services.audited_delete)
 
         # SQLite (the demo) hashes the audit chain with a Python function (audit/chain.py).
         connection_created.connect(chain.register_sqlite_function, dispatch_uid="audit_chain")

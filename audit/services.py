@@ -2,20 +2,16 @@
 views, so every write path goes through it."""
 
 from contextlib import contextmanager
-from contextvars import ContextVar
 from datetime import date, datetime
 from decimal import Decimal
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, models, transaction
 
+from core.change_reason import current_change_reason
 from core.request_source import current_source
 
 from .models import AuditEntry
-
-# The reason an admin gave for a change that reaches the trail through a model signal (a
-# user's roles, changed by the m2m machinery), set for the duration of that save.
-_change_reason = ContextVar("edc_change_reason", default="")
 
 # Bookkeeping columns: who/when is the audit row itself.
 SKIPPED_FIELDS = {"id", "uuid", "created_at", "created_by", "updated_at", "updated_by"}
@@ -181,20 +177,6 @@ def audited_delete(instance: models.Model, *, user, reason: str = "") -> list[Au
             for name, value in before.items()
         ]
         return AuditEntry.objects.bulk_create(rows)
-
-
-@contextmanager
-def change_reason(reason: str):
-    """The reason for the changes made inside (those a signal records, such as roles)."""
-    token = _change_reason.set(reason)
-    try:
-        yield
-    finally:
-        _change_reason.reset(token)
-
-
-def current_change_reason() -> str:
-    return _change_reason.get()
 
 
 def role_names(user) -> str:

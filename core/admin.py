@@ -1,40 +1,30 @@
-from django.contrib import admin
-from django.contrib.auth import get_user_model
-from django.contrib.auth.admin import UserAdmin
-from django.contrib.auth.forms import UserChangeForm
+"""What every admin page that edits audited data asks: a reason for the change (21 CFR
+11.10(e)), kept on the audit-trail row. Used by trial's study-configuration admin and the user
+admin (accounts); the trail is written by their services and audit's signals."""
 
-from audit.admin import ReasonForChangeForm
-from audit.services import change_reason
+from django import forms
 
-User = get_user_model()
-admin.site.unregister(User)
-
-
-class StudyUserChangeForm(ReasonForChangeForm, UserChangeForm):
-    """Roles are study configuration: a change says why (kept on the audit-trail row)."""
+REASON_REQUIRED = (
+    "Give a reason for this change: it is kept in the audit trail with the old and new values."
+)
 
 
-@admin.register(User)
-class StudyUserAdmin(UserAdmin):
-    """Accounts are deactivated, never deleted, and a username never changes (21 CFR 11.100)."""
+class ReasonForChangeForm(forms.ModelForm):
+    """An admin change form that asks why (21 CFR 11.10(e)): required when an existing record
+    is edited, not when one is added. A missing reason re-shows the form with what was typed."""
 
-    form = StudyUserChangeForm
+    reason_for_change = forms.CharField(
+        label="Reason for change",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        help_text="Required when changing an existing record; kept in the audit trail.",
+    )
 
-    def get_readonly_fields(self, request, obj=None):
-        fields = super().get_readonly_fields(request, obj)
-        return (*fields, "username") if obj is not None else fields
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk is not None and not cleaned.get("reason_for_change", "").strip():
+            self.add_error("reason_for_change", REASON_REQUIRED)
+        return cleaned
 
-    def get_fieldsets(self, request, obj=None):
-        fieldsets = super().get_fieldsets(request, obj)
-        if obj is None:
-            return fieldsets
-        return [*fieldsets, ("Reason for change", {"fields": ("reason_for_change",)})]
-
-    def save_related(self, request, form, formsets, change):
-        # Roles are saved here (form.save_m2m): audit.signals writes their trail row, with
-        # this reason.
-        with change_reason(form.reason() if change else "Account created"):
-            super().save_related(request, form, formsets, change)
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    def reason(self) -> str:
+        return self.cleaned_data.get("reason_for_change", "").strip()

@@ -1,11 +1,34 @@
 from django.contrib import admin
 
-from audit.admin import AuditedConfigAdmin
+from core.admin import ReasonForChangeForm
 
 from .models import ConsentVersion, Protocol, SiteMembership, StudySite, VisitDefinition
+from .services import study_config_delete, study_config_save
 
 # Every save here goes through trial.services.study_config_save (AuditedConfigAdmin): the
 # trail records who changed what, from what to what, and the reason asked on the form.
+
+
+class AuditedConfigAdmin(admin.ModelAdmin):
+    """Saves the record and its inlines through the audited service path (trial.services), as
+    the admin signed in, with the reason typed on the form. Nothing here is deleted, except
+    rows whose model allows it (a site membership), and those deletions are audited too."""
+
+    form = ReasonForChangeForm
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        study_config_save(obj, user=request.user, reason=form.reason())
+
+    def save_formset(self, request, form, formset, change):
+        instances = formset.save(commit=False)
+        for obj in formset.deleted_objects:
+            study_config_delete(obj, user=request.user, reason=form.reason())
+        for obj in instances:
+            study_config_save(obj, user=request.user, reason=form.reason())
+        formset.save_m2m()
 
 
 class VisitDefinitionInline(admin.TabularInline):

@@ -4,7 +4,7 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
-from audit.services import audited_delete, audited_save
+from core.trail import trail_delete, trail_save
 
 from . import protocol_file
 from .models import (
@@ -24,7 +24,7 @@ def study_config_save(instance: models.Model, *, user, reason: str = "") -> list
     if isinstance(instance, ConsentVersion) and instance.changed_fixed_fields():
         label = ConsentVersion._base_manager.values_list("version", flat=True).get(pk=instance.pk)
         raise ValidationError(signed_version_message(label))
-    return audited_save(instance, user=user, reason=reason)
+    return trail_save(instance, user=user, reason=reason)
 
 
 def study_config_delete(instance: models.Model, *, user, reason: str = "") -> list:
@@ -32,7 +32,7 @@ def study_config_delete(instance: models.Model, *, user, reason: str = "") -> li
     Everything else in the study configuration stays, as clinical records do."""
     if not getattr(type(instance), "audit_deletable", False):
         raise ValidationError(f"{instance} is study configuration: it is kept, never deleted.")
-    return audited_delete(instance, user=user, reason=reason)
+    return trail_delete(instance, user=user, reason=reason)
 
 
 def _load_row(model, lookup: dict, values: dict, *, user, reason: str):
