@@ -6,4 +6,7 @@ class AccountsConfig(AppConfig):
     verbose_name = "Sign-in"
 
     def ready(self):
-        from . import signals  # noqa: F401  (completes a password-only sign-in when 2FA is off)
+        from . import signals  # completes a password-only sign-in when 2FA is off
+
+        # The administrators are e-mailed when an account locks.
+        signals.connect_axes()

@@ -27,7 +27,7 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.models import AuthEvent
-from audit.signals import log_auth_event
+from audit.services import auth_event_log
 
 AUTHENTICATOR_NAME = "Authenticator app"
 # seed_demo's devices: `manage.py demo_totp` prints codes for these and for no other device.
@@ -232,7 +232,7 @@ def _code_failed(request, user, detail: str) -> None:
 
 def _log(request, kind: str, detail: str) -> None:
     user = request.user
-    log_auth_event(
+    auth_event_log(
         kind=kind, username=user.get_username(), user=user, request=request, detail=detail
     )
 
@@ -266,7 +266,7 @@ def second_factor_reset(*, request, username: str, reason: str) -> None:
         raise ValidationError(f"{username} has no second factor to reset.")
     TOTPDevice.objects.filter(user=target).delete()
     StaticDevice.objects.filter(user=target).delete()
-    log_auth_event(
+    auth_event_log(
         kind=AuthEvent.Kind.SECOND_FACTOR_RESET,
         username=target.get_username(),
         user=target,

@@ -1,9 +1,11 @@
-"""With two-factor sign-in switched off (a demo), the password completes the sign-in."""
+"""With two-factor sign-in switched off (a demo), the password completes the sign-in; a locked
+account is reported to the administrators (accounts.lockout)."""
 
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in
 from django.dispatch import receiver
 
+from .lockout import lockout_alert_queue
 from .services import sign_in_complete
 
 
@@ -11,3 +13,14 @@ from .services import sign_in_complete
 def _password_only_sign_in(sender, request, user, **kwargs):
     if not settings.EDC_REQUIRE_2FA:
         sign_in_complete(username=user.get_username())
+
+
+def _locked_out(sender, request, username, ip_address, **kwargs):
+    # audit.signals records the lockout (an AuthEvent) from the same signal.
+    lockout_alert_queue(username=username or "", ip_address=ip_address)
+
+
+def connect_axes():
+    from axes.signals import user_locked_out
+
+    user_locked_out.connect(_locked_out, dispatch_uid="accounts_lockout_alert")

@@ -9,12 +9,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from core.forms import apply_validation_error
-from core.lockout import is_locked_out
-from core.session_guard import LOCKED
 
 from . import services
 from .forms import EnrolmentForm, SecondFactorForm
+from .lockout import is_locked_out
 from .middleware import second_factor_not_required
+from .session_guard import LOCKED
 
 
 def _next(request) -> str:

@@ -9,9 +9,9 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connection, models, transaction
 
 from core.change_reason import current_change_reason
-from core.request_source import current_source
+from core.request_source import client_ip, current_request, current_source
 
-from .models import AuditEntry
+from .models import AuditEntry, AuthEvent
 
 # Bookkeeping columns: who/when is the audit row itself.
 SKIPPED_FIELDS = {"id", "uuid", "created_at", "created_by", "updated_at", "updated_by"}
@@ -209,3 +209,23 @@ def referenced_id(text: str) -> int | None:
     if text.endswith(")") and "(#" in text:
         text = text[text.rindex("(#") + 2 : -1]
     return int(text) if text.isdigit() else None
+
+
+def auth_event_log(
+    *, kind: str, username: str, user=None, request=None, detail: str = ""
+) -> AuthEvent:
+    """One entry of the access log (AuthEvent): sign-ins, failures, lockouts, access changes."""
+    # Role and site changes come from model signals, which have no request: the one being
+    # served says who made the change and from where (an admin in the admin site).
+    request = request if request is not None else current_request()
+    actor = getattr(request, "user", None) if request is not None else None
+    actor_name = actor.get_username() if actor is not None and actor.is_authenticated else ""
+    return AuthEvent.objects.create(
+        kind=kind,
+        username=username or "",
+        user=user,
+        ip_address=client_ip(request) if request is not None else None,
+        user_agent=request.META.get("HTTP_USER_AGENT", "")[:300] if request is not None else "",
+        actor_name=actor_name,
+        detail=detail,
+    )

@@ -1,41 +1,20 @@
 """Authentication and access-change events, from Django's and django-axes' own signals."""
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
-from django.core.mail import send_mail
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
 from django.dispatch import receiver
 
-from core.request_source import client_ip, current_request
+from core.request_source import current_request
 
 from .models import AuthEvent
-from .services import audit_role_change, role_names, set_audit_context
-
-
-def log_auth_event(
-    *, kind: str, username: str, user=None, request=None, detail: str = ""
-) -> AuthEvent:
-    # Role and site changes come from model signals, which have no request: the one being
-    # served says who made the change and from where (an admin in the admin site).
-    request = request if request is not None else current_request()
-    actor = getattr(request, "user", None) if request is not None else None
-    actor_name = actor.get_username() if actor is not None and actor.is_authenticated else ""
-    return AuthEvent.objects.create(
-        kind=kind,
-        username=username or "",
-        user=user,
-        ip_address=client_ip(request) if request is not None else None,
-        user_agent=request.META.get("HTTP_USER_AGENT", "")[:300] if request is not None else "",
-        actor_name=actor_name,
-        detail=detail,
-    )
+from .services import audit_role_change, auth_event_log, role_names, set_audit_context
 
 
 @receiver(user_logged_in)
 def _logged_in(sender, request, user, **kwargs):
-    log_auth_event(
+    auth_event_log(
         kind=AuthEvent.Kind.LOGIN, username=user.get_username(), user=user, request=request
     )
 
@@ -43,7 +22,7 @@ def _logged_in(sender, request, user, **kwargs):
 @receiver(user_logged_out)
 def _logged_out(sender, request, user, **kwargs):
     if user is not None:
-        log_auth_event(
+        auth_event_log(
             kind=AuthEvent.Kind.LOGOUT, username=user.get_username(), user=user, request=request
         )
 
@@ -52,37 +31,19 @@ def _logged_out(sender, request, user, **kwargs):
 def _login_failed(sender, credentials, request=None, **kwargs):
     if credentials.get("second_factor"):
         return  # a wrong code: accounts.services logs it as such (and axes counts it)
-    log_auth_event(
+    auth_event_log(
         kind=AuthEvent.Kind.LOGIN_FAILED, username=credentials.get("username", ""), request=request
     )
 
 
-def _alert_admins(subject: str, body: str) -> None:
-    """21 CFR 11.300(d): attempted unauthorised use is reported at once to the administrators."""
-    recipients = list(
-        get_user_model()
-        .objects.filter(groups__name="Admin", is_active=True)
-        .exclude(email="")
-        .values_list("email", flat=True)
-    )
-    if recipients:
-        send_mail(subject, body, None, recipients, fail_silently=True)
-
-
 def _locked_out(sender, request, username, ip_address, **kwargs):
-    log_auth_event(
+    auth_event_log(
         kind=AuthEvent.Kind.LOCKOUT,
         username=username or "",
         request=request,
         detail=f"Locked after repeated failed attempts from {ip_address}.",
     )
-    _alert_admins(
-        f"EDC account locked: {username}",
-        f"The account '{username}' was locked after repeated failed logins or signatures "
-        f"(last attempt from {ip_address}). The lock ends by itself after "
-        f"{settings.AXES_COOLOFF_MINUTES} minutes; to unlock earlier, once you have checked with "
-        "the user, use User access > Unlock now (a reason is asked and kept).",
-    )
+    # The administrators' e-mail: accounts.lockout, which listens to the same signal.
 
 
 def connect_axes():
@@ -107,7 +68,7 @@ def _roles_changed(sender, instance, action, pk_set, **kwargs):
     set_audit_context("")
     names = ", ".join(Group.objects.filter(pk__in=pk_set or []).values_list("name", flat=True))
     verb = {"post_add": "added", "post_remove": "removed", "post_clear": "cleared"}[action]
-    log_auth_event(
+    auth_event_log(
         kind=AuthEvent.Kind.ROLE_CHANGE,
         username=instance.get_username(),
         user=instance,
@@ -124,7 +85,7 @@ def _roles_changed(sender, instance, action, pk_set, **kwargs):
 
 def _membership_saved(sender, instance, created, **kwargs):
     if created:
-        log_auth_event(
+        auth_event_log(
             kind=AuthEvent.Kind.SITE_CHANGE,
             username=instance.user.get_username(),
             user=instance.user,
@@ -133,7 +94,7 @@ def _membership_saved(sender, instance, created, **kwargs):
 
 
 def _membership_deleted(sender, instance, **kwargs):
-    log_auth_event(
+    auth_event_log(
         kind=AuthEvent.Kind.SITE_CHANGE,
         username=instance.user.get_username(),
         user=instance.user,
@@ -157,7 +118,7 @@ def _account_activation(sender, instance, **kwargs):
     was_active = sender.objects.filter(pk=instance.pk).values_list("is_active", flat=True).first()
     if was_active is not None and was_active != instance.is_active:
         state = "activated" if instance.is_active else "deactivated"
-        log_auth_event(
+        auth_event_log(
             kind=AuthEvent.Kind.ACCOUNT_CHANGE,
             username=instance.get_username(),
             user=instance,

@@ -7,8 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from audit.models import AuditEntry, AuthEvent
-from audit.services import app_write, audit_record_change, audited_save
-from audit.signals import log_auth_event
+from audit.services import app_write, audit_record_change, audited_save, auth_event_log
 from core import crf
 from patients.models import CrfRecord, Patient, Visit
 from trial.selectors import sites_for_user
@@ -176,7 +175,7 @@ def _verify_credentials(*, request, user, username: str, password: str) -> None:
 
 
 def _signature_failed(*, request, user, detail: str) -> None:
-    log_auth_event(
+    auth_event_log(
         kind=AuthEvent.Kind.SIGNATURE_FAILED,
         username=user.get_username(),
         user=user,

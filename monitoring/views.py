@@ -10,12 +10,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.forms import SecondFactorResetForm
+from accounts.lockout import locked_usernames, lockout_lift
 from accounts.selectors import users_with_authenticator
 from accounts.services import second_factor_reset
 from core import crf
 from core.csv import csv_lines
 from core.forms import apply_validation_error
-from core.lockout import locked_usernames, lockout_lift
 from core.permissions import role_required
 from core.roles import DATA_ENTRY_ROLES, Role, has_role
 from core.scoping import scoped_object_or_404

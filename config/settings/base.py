@@ -69,7 +69,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # After authentication and messages: ends a locked-out or deactivated user's session.
-    "core.session_guard.SessionGuardMiddleware",
+    "accounts.session_guard.SessionGuardMiddleware",
     # After the session guard: a signed-in user without their second factor reaches only the
     # code, enrolment and logout pages (accounts.middleware, EDC_REQUIRE_2FA).
     "accounts.middleware.SecondFactorRequiredMiddleware",

@@ -21,6 +21,7 @@ from monitoring.selectors import signature_status
 from patients import services
 from patients.models import Examination
 
+from ..exports.conftest import celery_conf
 from ..factories import complete_screening, save_crf
 
 pg_only = pytest.mark.postgres
@@ -248,12 +249,17 @@ def test_T_SEC_01_an_idle_session_expires(client, andrologist, settings):
 
 
 def test_T_SEC_02_lockout_after_repeated_failed_logins_alerts_the_admins(
-    client, andrologist, admin_user, settings
+    client, andrologist, admin_user, settings, django_capture_on_commit_callbacks
 ):
     admin_user.email = "admin@example.org"
     admin_user.save()
-    for _ in range(settings.AXES_FAILURE_LIMIT):
-        client.post(reverse("login"), {"username": "alice", "password": "wrong"})
+    # The alert is a Celery task queued when the request commits (accounts.lockout).
+    with (
+        celery_conf(task_always_eager=True),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        for _ in range(settings.AXES_FAILURE_LIMIT):
+            client.post(reverse("login"), {"username": "alice", "password": "wrong"})
     response = client.post(
         reverse("login"), {"username": "alice", "password": "correct-horse-battery"}
     )

@@ -23,9 +23,9 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services
+from accounts.lockout import is_locked_out
 from accounts.testing import authenticator_for_tests, mark_verified
 from audit.models import AuthEvent
-from core.lockout import is_locked_out
 
 from ..conftest import sign_in
 from ..production import run_production
