@@ -131,7 +131,7 @@ def main() -> None:
         measure(client, "audit trail (page 1)", reverse("audit:trail"))
         measure(client, "consent audit", reverse("monitoring:consent-audit"))
         # Everything was entered today for dates a year back: every form is a late entry.
-        measure(client, "audit review (30 days)", reverse("audit:review"))
+        measure(client, "audit review (30 days)", reverse("monitoring:audit-review"))
         # Every live form of the study with its SDV status (a hash per form).
         measure(client, "SDV worklist", reverse("monitoring:sdv-list"))
         admin = Client()

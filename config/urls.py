@@ -21,8 +21,10 @@ urlpatterns = [
     path("trial/", include("trial.urls")),
     path("patients/", include("patients.urls")),
     path("followup/", include("followup.urls")),
+    # Before audit/: monitoring's pages (monitoring/...) and the audit-trail review, which
+    # keeps its address under audit/review/ (monitoring.urls).
+    path("", include("monitoring.urls")),
     path("audit/", include("audit.urls")),
-    path("monitoring/", include("monitoring.urls")),
     path("exports/", include("exports.urls")),
     path("reports/", include("reports.urls")),
 ]

@@ -16,6 +16,8 @@ DATA_ENTRY_ROLES = (Role.ANDROLOGIST, Role.COORDINATOR, Role.LAB_TECHNICIAN)
 # Who reads the trial's results (page, CSV, PDF): investigators, monitors and admins, not
 # data-entry staff.
 RESULTS_ROLES = (Role.ANDROLOGIST, Role.MONITOR, Role.ADMIN)
+# Who reads the audit trail and reviews it: monitors and administrators.
+AUDIT_ROLES = (Role.ADMIN, Role.MONITOR)
 
 
 def user_roles(user) -> set[str]:

@@ -343,8 +343,8 @@ def source_verify(*, record, user, note: str = "") -> SourceVerification:
 
 
 def audit_trail_review_record(*, user, review, note: str) -> AuditTrailReview:
-    """Record that the audit review page (`review`: audit.review.AuditReview) was gone through
-    for its site and period, with what it found then and the reviewer's note."""
+    """Record that the audit review page (`review`: monitoring.audit_review.AuditReview) was
+    gone through for its site and period, with what it found then and the reviewer's note."""
     if not note.strip():
         raise ValidationError({"note": "Write what you checked, found and did."})
     record = AuditTrailReview(

@@ -1,9 +1,10 @@
-from django.urls import path
+from django.urls import include, path
 
-from . import views
+from . import audit_review_views, views
 
 app_name = "monitoring"
-urlpatterns = [
+# Under /monitoring/.
+monitoring_urls = [
     path("queries/", views.query_list_view, name="query-list"),
     path("queries/<uuid:query_uuid>/", views.query_detail_view, name="query-detail"),
     path(
@@ -29,4 +30,13 @@ urlpatterns = [
         views.user_second_factor_reset_view,
         name="user-second-factor-reset",
     ),
+]
+# The audit-trail review keeps its address beside the trail's search, /audit/review/.
+audit_review_urls = [
+    path("", audit_review_views.audit_review_view, name="audit-review"),
+    path("record/", audit_review_views.audit_review_record_view, name="audit-review-record"),
+]
+urlpatterns = [
+    path("monitoring/", include(monitoring_urls)),
+    path("audit/review/", include(audit_review_urls)),
 ]

@@ -248,11 +248,11 @@ def test_the_review_of_changes_after_a_signature_hides_identity_values(
     client, request, role_fixture, edited_after_casebook_signature
 ):
     user = request.getfixturevalue(role_fixture)
-    html = _html(client, user, reverse("audit:review"), WIDE_PERIOD)
+    html = _html(client, user, reverse("monitoring:audit-review"), WIDE_PERIOD)
     assert "<code>phone</code>" in html
     _assert_hidden(html, (NEW_PHONE, "+20 111"))
     params = {**WIDE_PERIOD, "format": "csv", "section": "after-signature"}
-    rows = _csv(client, user, reverse("audit:review"), params)
+    rows = _csv(client, user, reverse("monitoring:audit-review"), params)
     phone = next(r for r in rows if r["field"] == "phone")
     assert (phone["old_value"], phone["new_value"], phone["reason"]) == (
         IDENTIFIER_HIDDEN,
@@ -265,7 +265,7 @@ def test_the_review_shows_identity_values_to_staff_of_the_patients_site(
     client, ben_staff_admin, edited_after_casebook_signature
 ):
     params = {**WIDE_PERIOD, "format": "csv", "section": "after-signature"}
-    rows = _csv(client, ben_staff_admin, reverse("audit:review"), params)
+    rows = _csv(client, ben_staff_admin, reverse("monitoring:audit-review"), params)
     phone = next(r for r in rows if r["field"] == "phone")
     assert (phone["old_value"], phone["new_value"]) == (cell("+20 111"), cell(NEW_PHONE))
 
@@ -319,11 +319,11 @@ def test_an_identity_changed_in_raw_sql_is_hidden_on_every_surface_an_admin_read
     database_user = _sql_phone_rows(rows)[0]["user"]
     html = _html(client, admin_user, reverse("audit:trail"), {"username": database_user})
     _assert_hidden(html, (SQL_PHONE, NEW_PHONE))
-    review = _html(client, admin_user, reverse("audit:review"), WIDE_PERIOD)
+    review = _html(client, admin_user, reverse("monitoring:audit-review"), WIDE_PERIOD)
     assert 'data-testid="outside-application-alert"' in review
     _assert_hidden(review, (SQL_PHONE, NEW_PHONE))
     params = {**WIDE_PERIOD, "format": "csv", "section": "outside-application"}
-    outside = _csv(client, admin_user, reverse("audit:review"), params)
+    outside = _csv(client, admin_user, reverse("monitoring:audit-review"), params)
     phones = [r for r in outside if r["field"] == "phone"]
     assert {(r["old"], r["new"]) for r in phones} == {(IDENTIFIER_HIDDEN, IDENTIFIER_HIDDEN)}
     admin_html = _html(
@@ -354,7 +354,7 @@ def test_staff_of_the_site_see_an_identity_changed_in_raw_sql_through_the_identi
     # BEN's row resolved to BEN through the identity record; AND's stays hidden.
     assert values == {(cell(NEW_PHONE), cell(SQL_PHONE)), (IDENTIFIER_HIDDEN, IDENTIFIER_HIDDEN)}
     params = {**WIDE_PERIOD, "format": "csv", "section": "outside-application"}
-    outside = _csv(client, ben_staff_admin, reverse("audit:review"), params)
+    outside = _csv(client, ben_staff_admin, reverse("monitoring:audit-review"), params)
     assert (cell(NEW_PHONE), cell(SQL_PHONE)) in {(r["old"], r["new"]) for r in outside}
 
 

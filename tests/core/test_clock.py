@@ -11,7 +11,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from audit.review import AuditReview, out_of_hours_rule
+from monitoring.audit_review import AuditReview, out_of_hours_rule
 from patients import services
 from trial.models import ConsentVersion
 

@@ -133,10 +133,10 @@ def _csv_endpoints():
     ]
     urls += [reverse("audit:trail") + "?format=csv"]
     urls += [
-        reverse("audit:review") + f"?format=csv&section={section}"
+        reverse("monitoring:audit-review") + f"?format=csv&section={section}"
         for section in ("per-user", "after-signature", "out-of-hours", "late")
     ]
-    urls += [reverse("audit:review") + "?format=csv&section=outside-application"]
+    urls += [reverse("monitoring:audit-review") + "?format=csv&section=outside-application"]
     urls += [reverse("monitoring:consent-audit") + "?format=csv"]
     urls += [reverse("monitoring:user-access") + f"?format={f}" for f in ("csv", "history-csv")]
     return urls

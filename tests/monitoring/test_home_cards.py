@@ -40,7 +40,7 @@ def test_site_staff_see_the_queries_to_answer_and_monitors_those_to_close(
 def test_the_last_recorded_audit_review_shows_for_monitors(client, monitor, site, other_site):
     from django.utils import timezone
 
-    from audit.review import AuditReview
+    from monitoring.audit_review import AuditReview
 
     today = timezone.localdate()
     services.audit_trail_review_record(
@@ -58,8 +58,8 @@ def test_a_sites_last_review_shows_however_many_newer_reviews_other_sites_record
     five newer reviews at another site hid this site's own (issue 15)."""
     from django.utils import timezone
 
-    from audit.review import AuditReview
     from core.roles import Role
+    from monitoring.audit_review import AuditReview
     from monitoring.selectors import audit_trail_reviews
 
     from ..conftest import make_user

@@ -115,8 +115,8 @@ TABLE: dict[str, Access] = {
     "followup:cm-void": form(ENROL, scoped=True),
     # ---- audit -------------------------------------------------------------------------
     "audit:trail": read(AUDITORS),
-    "audit:review": read(AUDITORS),
-    "audit:review-record": action(AUDITORS),
+    "monitoring:audit-review": read(AUDITORS),
+    "monitoring:audit-review-record": action(AUDITORS),
     "audit:chain": read(frozenset({D})),
     # Anyone who may see the record may see its history (identifiers masked: leak scan).
     "audit:record-history": read(EVERYONE, scoped=True),

@@ -41,7 +41,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from audit.concurrency import record_version
-from audit.forms import AuditReviewForm, AuditReviewRecordForm, AuditSearchForm
+from audit.forms import AuditSearchForm
 from core import crf
 from core.roles import Role
 from followup.forms import (
@@ -59,6 +59,8 @@ from followup.services import (
 )
 from monitoring.forms import (
     AccessReviewForm,
+    AuditReviewForm,
+    AuditReviewRecordForm,
     QueryOpenForm,
     QueryReplyForm,
     SignForm,
@@ -590,7 +592,8 @@ OTHER_TARGETS = [
         },
         lambda w: "/audit/review/record/",
         username="mona",
-        # A period ending on 9999-12-31 overflowed (audit.review: the next day's midnight).
+        # A period ending on 9999-12-31 overflowed (monitoring.audit_review: the next day's
+        # midnight).
         regressions=[{"date_to": "9999-12-31"}, {"date_from": "0001-01-01"}],
     ),
 ]

@@ -13,9 +13,9 @@ from django.db import transaction
 from django.urls import reverse
 
 from audit.models import AuditEntry
-from audit.views import REVIEW_CSV
 from core.roles import Role
 from exports.models import PdfJob
+from monitoring.audit_review_views import REVIEW_CSV
 from patients.models import Patient
 from patients.selectors import can_see_identity
 from patients.services import patient_enrol
@@ -90,7 +90,7 @@ def _audit_urls(world, user) -> list[str]:
     search for another one would only echo the search), its CSV, the review and its CSVs,
     the consent audit and user access CSVs, every record history."""
     trail = reverse("audit:trail")
-    urls = [f"{trail}?format=csv", trail, reverse("audit:review")]
+    urls = [f"{trail}?format=csv", trail, reverse("monitoring:audit-review")]
     for side in (world.own, world.other):
         study_id = side.patient.study_id
         if Patient.objects.for_user(user).filter(pk=side.patient.pk).exists():
@@ -99,7 +99,7 @@ def _audit_urls(world, user) -> list[str]:
             urls += [f"{trail}?study_id={study_id}&page={n}" for n in pages]
         for label, record in HISTORY_MODELS.items():
             urls.append(reverse("audit:record-history", args=[label, record(side).uuid]))
-    review = reverse("audit:review")
+    review = reverse("monitoring:audit-review")
     urls += [f"{review}?format=csv&section={section}" for section in REVIEW_CSV]
     urls += [
         reverse("monitoring:consent-audit") + "?format=csv",

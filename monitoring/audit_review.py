@@ -28,14 +28,14 @@ from django.db.models.functions import (
 )
 from django.utils import timezone
 
+from audit.models import AuditEntry
+from audit.selectors import hide_identifiers_in, study_configuration_rows, visible_entries
 from core import crf
 from core.identifiers import identity_site_ids
 from core.roles import Role, has_role
-from monitoring.models import Signature, SignatureRevocation
 from patients.models import CrfRecord, Visit
 
-from .models import AuditEntry
-from .selectors import hide_identifiers_in, study_configuration_rows, visible_entries
+from .models import Signature, SignatureRevocation
 
 A = AuditEntry.Action
 # Data entered or changed. Signatures, unlocks and query messages are workflow: unlocks are

@@ -17,18 +17,18 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEntry
-from audit.review import AuditReview
 from core.roles import Role
 from followup.services import adverse_event_create
 from monitoring import services as monitoring
+from monitoring.audit_review import AuditReview
 from patients import services
 from patients.models import Examination
 
+from ..audit.factories import audit_row
 from ..audit.test_part11 import _sign
 from ..conftest import enrol, give_consent, make_user
 from ..factories import complete_screening, save_crf
 from ..followup.factories import ae_values
-from .factories import audit_row
 
 
 def _review(user, date_from=None, date_to=None, **kwargs) -> AuditReview:
@@ -235,7 +235,9 @@ def test_the_late_entries_csv(client, screening_visit, andrologist, monitor):
     save_crf("hormones", screening_visit, andrologist, assessment_date=today - timedelta(16))
     save_crf("examination", screening_visit, andrologist, assessment_date=today - timedelta(3))
     client.force_login(monitor)
-    rows = _csv(client.get(reverse("audit:review"), {"section": "late", "format": "csv"}))
+    rows = _csv(
+        client.get(reverse("monitoring:audit-review"), {"section": "late", "format": "csv"})
+    )
     assert [(r["form"], r["days_late"], r["study_id"], r["site"]) for r in rows] == [
         ("hormones", "16", "BEN-001", "BEN")
     ]
@@ -294,12 +296,14 @@ def test_a_monitor_of_one_site_sees_only_that_sites_rows_and_the_admin_filters_b
 def test_only_monitors_and_admins_open_the_review_and_its_csv(
     client, andrologist, coordinator, monitor, admin_user
 ):
-    url = reverse("audit:review")
+    url = reverse("monitoring:audit-review")
     for user in (andrologist, coordinator):
         client.force_login(user)
         assert client.get(url).status_code == 403
         assert client.get(url, {"section": "per-user", "format": "csv"}).status_code == 403
-        assert reverse("audit:review") not in client.get(reverse("home")).content.decode()
+        assert (
+            reverse("monitoring:audit-review") not in client.get(reverse("home")).content.decode()
+        )
     for user in (monitor, admin_user):
         client.force_login(user)
         assert client.get(url).status_code == 200
@@ -310,7 +314,7 @@ def test_the_page_renders_with_no_data_and_the_default_period_is_the_last_30_day
     client, admin_user
 ):
     client.force_login(admin_user)
-    response = client.get(reverse("audit:review"))
+    response = client.get(reverse("monitoring:audit-review"))
     html = response.content.decode()
     today = timezone.localdate()
     review = response.context["review"]
@@ -332,17 +336,19 @@ def test_a_change_outside_the_application_is_shown_loudly_to_the_admin(
         reason="Changed outside the application (recorded by the database)",
     )
     client.force_login(admin_user)
-    html = client.get(reverse("audit:review")).content.decode()
+    html = client.get(reverse("monitoring:audit-review")).content.decode()
     assert 'data-testid="outside-application-alert"' in html
     assert "1 change(s) were made directly in the database" in html
     rows = _csv(
-        client.get(reverse("audit:review"), {"section": "outside-application", "format": "csv"})
+        client.get(
+            reverse("monitoring:audit-review"), {"section": "outside-application", "format": "csv"}
+        )
     )
     assert [(r["database_user"], r["field"], r["new"]) for r in rows] == [
         ("database:edc", "volume_ml", "3.0")
     ]
     client.force_login(monitor)
-    html = client.get(reverse("audit:review")).content.decode()
+    html = client.get(reverse("monitoring:audit-review")).content.decode()
     assert 'data-testid="outside-application-alert"' not in html
     assert "only administrators see them" in html
 
@@ -353,7 +359,7 @@ def test_the_page_shows_each_section_and_links_to_the_prefilled_audit_trail(
     wed = week_of_rows
     client.force_login(monitor)
     params = {"date_from": wed.isoformat(), "date_to": (wed + timedelta(days=4)).isoformat()}
-    html = client.get(reverse("audit:review"), params).content.decode()
+    html = client.get(reverse("monitoring:audit-review"), params).content.decode()
     links = {unescape(href) for href in re.findall(r'href="([^"]+)"', html)}
     trail = reverse("audit:trail")
     # Per user: that user's rows of the period; out of hours: that patient, user and day.
@@ -366,7 +372,7 @@ def test_the_page_shows_each_section_and_links_to_the_prefilled_audit_trail(
 def test_an_invalid_period_shows_the_error_and_reviews_the_default_period(client, monitor):
     client.force_login(monitor)
     response = client.get(
-        reverse("audit:review"), {"date_from": "2025-03-10", "date_to": "2025-03-01"}
+        reverse("monitoring:audit-review"), {"date_from": "2025-03-10", "date_to": "2025-03-01"}
     )
     assert "The end date is before the start date." in response.content.decode()
     assert response.context["review"].date_to == timezone.localdate()
@@ -377,7 +383,7 @@ def test_each_section_exports_csv_with_only_the_flagged_rows(
 ):
     wed = week_of_rows
     client.force_login(monitor)
-    url = reverse("audit:review")
+    url = reverse("monitoring:audit-review")
     period = {"date_from": wed.isoformat(), "date_to": (wed + timedelta(days=4)).isoformat()}
 
     night = _csv(client.get(url, {**period, "section": "out-of-hours", "format": "csv"}))
@@ -435,7 +441,7 @@ def test_the_page_runs_a_bounded_number_of_queries(
 
     def page_queries() -> int:
         with CaptureQueriesContext(connection) as queries:
-            response = client.get(reverse("audit:review"))
+            response = client.get(reverse("monitoring:audit-review"))
         review = response.context["review"]
         assert response.status_code == 200 and review.after_signature and review.out_of_hours
         return len(queries)
@@ -453,7 +459,7 @@ def test_the_page_runs_a_bounded_number_of_queries(
     # per section, the recorded reviews...), plus one per CRF type whose records the
     # late-entry and after-signature rules read (here 6).
     with django_assert_max_num_queries(27):
-        client.get(reverse("audit:review"))
+        client.get(reverse("monitoring:audit-review"))
 
 
 # ---- recording a review ----------------------------------------------------------------------
@@ -465,10 +471,11 @@ def test_a_monitor_records_the_review_with_its_findings_and_note(client, monitor
     client.force_login(monitor)
     today = timezone.localdate()
     period = {"site": "BEN", "date_from": today - timedelta(days=7), "date_to": today}
-    page = client.get(reverse("audit:review"), period).content.decode()
+    page = client.get(reverse("monitoring:audit-review"), period).content.decode()
     assert 'data-testid="record-review"' in page and "No review recorded yet." in page
     response = client.post(
-        reverse("audit:review-record"), {**period, "note": "Weekly review: nothing to act on."}
+        reverse("monitoring:audit-review-record"),
+        {**period, "note": "Weekly review: nothing to act on."},
     )
     assert response.status_code == 302 and "site=BEN" in response["Location"]
     review = AuditTrailReview.objects.get()
@@ -490,7 +497,7 @@ def test_a_review_without_a_note_is_refused_and_the_page_keeps_the_period(client
 
     client.force_login(monitor)
     response = client.post(
-        reverse("audit:review-record"),
+        reverse("monitoring:audit-review-record"),
         {"site": "BEN", "date_from": "2026-01-01", "date_to": "2026-01-31", "note": " "},
     )
     html = response.content.decode()
@@ -506,9 +513,12 @@ def test_a_review_of_another_site_or_by_site_staff_is_refused(
 
     data = {"site": "AND", "date_from": "2026-01-01", "date_to": "2026-01-31", "note": "x"}
     client.force_login(make_user("mo", Role.MONITOR, site))  # BEN only
-    assert client.post(reverse("audit:review-record"), data).status_code == 403
+    assert client.post(reverse("monitoring:audit-review-record"), data).status_code == 403
     client.force_login(andrologist)
-    assert client.post(reverse("audit:review-record"), {**data, "site": "BEN"}).status_code == 403
+    assert (
+        client.post(reverse("monitoring:audit-review-record"), {**data, "site": "BEN"}).status_code
+        == 403
+    )
     assert not AuditTrailReview.objects.exists()
 
 
@@ -527,7 +537,7 @@ def test_a_review_of_an_inverted_period_is_refused(client, monitor, site):
 
     client.force_login(monitor)
     response = client.post(
-        reverse("audit:review-record"),
+        reverse("monitoring:audit-review-record"),
         {"site": "", "date_from": "2026-02-01", "date_to": "2026-01-01", "note": "checked"},
     )
     assert "The period&#x27;s end is before its start" in response.content.decode()
