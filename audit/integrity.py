@@ -4,26 +4,24 @@ run by deploy/backup/restore-drill.sh; README: Backups and restore.)
 The backup writes manifest.json next to the dump, taken in pg_dump's own snapshot by
 deploy/backup/manifest.sql: per table the row count and a SHA-256 of the rows' content, the
 triggers, the audit trail's extent. `restore_verify` runs the same SQL on the restored copy and
-compares, then checks what only the application can: every e-signature still verifies against
-the data it covers (monitoring.selectors.signature_status), the audit trail's hash chains
-recompute (audit/chain.py), the sequences are ahead of the ids
-(new rows can be added), and every file the database names is in the restored media folder.
+compares, then checks what only the application can: the audit trail's hash chains recompute
+(audit/chain.py), the sequences are ahead of the ids (new rows can be added), every file the
+database names is in the restored media folder, and what the apps above register
+(`register_check`: monitoring's, that every e-signature still verifies against the data it
+covers).
 
 Read only: the checks run in one READ ONLY transaction, so verifying changes nothing, not even
 the audit trail."""
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.apps import apps
 from django.conf import settings
-from django.contrib.contenttypes.models import ContentType
-from django.db import connections, transaction
-from django.db.models import Q
-
-from core import crf
+from django.db import connections, models, transaction
 
 from .models import AuditEntry
 
@@ -194,93 +192,46 @@ def _sequence_check(connection) -> Check:
     return check
 
 
-def _covered_keys(signature) -> set[tuple[int, int]]:
-    """(content type id, object id) of what a signature covered when it was signed (its
-    `covered` list) and of what it would cover now."""
-    from monitoring.selectors import covered_logs, covered_records
+# ---- checks the apps above register ----------------------------------------------------------
 
-    models = []
-    for entry in signature.covered:
-        if entry[0] == "log":
-            models.append((apps.get_model(entry[1]), entry[3]))
-        elif crf.is_registered(entry[1]):
-            models.append((crf.get(entry[1]).model, entry[3]))
-    now = covered_records(patient=signature.patient, visit=signature.visit)
-    if signature.visit_id is None:
-        now += covered_logs(patient=signature.patient)
-    models += [(type(record), record.pk) for record in now]
-    return {(ContentType.objects.get_for_model(model).pk, pk) for model, pk in models}
+# What only an app above `audit` can check (monitoring: every e-signature still verifies),
+# registered from that app's AppConfig.ready(); each returns a Check. Run after the audit chain,
+# before the media files, in the order registered.
+_registered_checks: list[Callable[[], Check]] = []
 
 
-def _changed_after_signing(signature) -> int:
-    """Audit rows written after the signature about the records it covers (or now would):
-    a change through the application, a new log entry, or one recorded by the triggers."""
-    by_type: dict[int, set[int]] = {}
-    for content_type_id, object_id in _covered_keys(signature):
-        by_type.setdefault(content_type_id, set()).add(object_id)
-    touched = Q(pk__in=[])
-    for content_type_id, ids in by_type.items():
-        touched |= Q(content_type_id=content_type_id, object_id__in=ids)
-    return AuditEntry.objects.filter(touched, timestamp__gt=signature.signed_at).count()
+def register_check(check: Callable[[], Check]) -> None:
+    if check not in _registered_checks:
+        _registered_checks.append(check)
 
 
-def _signature_check() -> Check:
-    """Each signature's stored SHA-256 is checked against the data it covers, with the
-    application's own code (monitoring.selectors.signature_status). A casebook signature can
-    have been invalidated before the backup, legitimately (an adverse event reported after
-    signing; safety data is never blocked): that is shown, and passes when the audit trail
-    holds the change. Invalidated with no change recorded after signing means the signed data
-    in this copy are not the data that were signed."""
-    from monitoring.models import Signature
-    from monitoring.selectors import signature_status
+# ---- media -----------------------------------------------------------------------------------
 
-    check = Check("signatures")
-    counts = {"valid": 0, "voided": 0, "invalidated": 0}
-    signatures = Signature.objects.select_related(
-        "patient__site__protocol", "visit__definition", "revocation"
-    ).order_by("pk")
-    for signature in signatures:
-        status = signature_status(signature)
-        counts[status] += 1
-        if status != "invalidated":
-            continue
-        label = f"{signature} at {signature.signed_at:%Y-%m-%d %H:%M:%S} UTC (#{signature.pk})"
-        changes = _changed_after_signing(signature)
-        if changes:
-            check.notes.append(
-                f"{label}: invalidated before the backup; the audit trail holds "
-                f"{changes} row(s) written since signing about the data it covers"
-            )
-        else:
-            check.problems.append(
-                f"{label}: its SHA-256 no longer matches the data it covers, and the audit "
-                "trail records no change since signing"
-            )
-    total = sum(counts.values())
-    check.summary = (
-        f"{total}: {counts['valid']} valid, {counts['voided']} voided by an unlock, "
-        f"{counts['invalidated']} invalidated"
-        + (" (each by a change the audit trail holds)" if counts["invalidated"] else "")
-        if check.passed
-        else f"{len(check.problems)} of {total} do not verify"
-    )
-    return check
+
+def _file_fields(model) -> list[models.FileField]:
+    return [f for f in model._meta.concrete_fields if isinstance(f, models.FileField)]
 
 
 def media_files_named() -> list[tuple[str, str]]:
-    """(what, file name) for every file the database names: signed consent scans, and the
-    PDFs and ZIPs of jobs that are ready to download."""
-    from exports.models import PdfJob
-    from patients.models import Consent
-
-    named = [
-        (f"consent scan of {c.patient.study_id} (consent #{c.pk})", c.document.name)
-        for c in Consent.objects.exclude(document="").select_related("patient").order_by("pk")
-    ]
-    named += [
-        (f"file of PDF job #{j.pk} ({j.get_kind_display()})", j.file.name)
-        for j in PdfJob.objects.filter(status=PdfJob.Status.DONE).exclude(file="").order_by("pk")
-    ]
+    """(what, file name) for every file the database names: each non-empty FileField of every
+    installed model (signed consent scans, approved consent forms, the PDFs and ZIPs of jobs
+    that are ready to download: a job's row names its file only once it is done). A model
+    says what its file is with `stored_file_label(field_name)`; otherwise the record's type
+    and id are shown."""
+    named = []
+    for model in apps.get_models():
+        for file_field in _file_fields(model):
+            rows = model._base_manager.exclude(**{file_field.name: ""}).exclude(
+                **{f"{file_field.name}__isnull": True}
+            )
+            for record in rows.order_by("pk"):
+                label = getattr(record, "stored_file_label", None)
+                what = (
+                    label(file_field.name)
+                    if label is not None
+                    else f"{file_field.verbose_name} of {model._meta.verbose_name} #{record.pk}"
+                )
+                named.append((what, getattr(record, file_field.attname).name))
     return named
 
 
@@ -354,5 +305,6 @@ def restore_verify(*, manifest: dict, media_root: Path) -> RestoreReport:
         checks.append(schema)
         # The application's own checks read the tables through the code's models.
         if schema.passed:
-            checks += [_chain_check(), _signature_check(), _media_check(Path(media_root))]
+            checks += [_chain_check(), *(check() for check in _registered_checks)]
+            checks.append(_media_check(Path(media_root)))
     return RestoreReport(database=connection.settings_dict["NAME"], backup=manifest, checks=checks)

@@ -110,3 +110,7 @@ class PdfJob(BaseModel):
     @property
     def filename(self) -> str:
         return self.file.name.rsplit("/", 1)[-1] if self.file else ""
+
+    def stored_file_label(self, field_name: str) -> str:
+        """What the file is, in the restore check's list of files (audit.integrity)."""
+        return f"file of PDF job #{self.pk} ({self.get_kind_display()})"

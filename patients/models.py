@@ -126,6 +126,10 @@ class Consent(BaseModel):
     def signed_on(self) -> date:
         return timezone.localtime(self.signed_at).date()
 
+    def stored_file_label(self, field_name: str) -> str:
+        """What the scan is, in the restore check's list of files (audit.integrity)."""
+        return f"consent scan of {self.patient.study_id} (consent #{self.pk})"
+
 
 class Visit(BaseModel):
     """One of the patient's visits (SCR, D0, M4..., UNS n, EOS). Target date and window are
