@@ -1,5 +1,6 @@
-"""Writing the audit trail. Called by the services that change clinical records, never by
-views, so every write path goes through it."""
+"""Writing the audit trail and the access log. Called by the services that change clinical
+records (trial's, through core.trail), never by views, so every write path goes through it;
+`auth_event_log` is the access log's one writer (sign-in, lockout, access changes)."""
 
 from contextlib import contextmanager
 from datetime import date, datetime
