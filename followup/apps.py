@@ -11,6 +11,10 @@ class FollowupConfig(AppConfig):
         from . import forms, models, services
 
         guards.register(services.ensure_not_after_end_of_study)
+        # The injection date is the procedure date: saving it creates (or, when the date is
+        # corrected, moves) the follow-up schedule (labs registers the form; followup owns
+        # the schedule).
+        crf.on_saved("injection", services.procedure_recorded)
 
         crf.register(
             "followup_visit",

@@ -289,8 +289,7 @@ def crf_save(
     if definition.cross_form_check is not None:
         definition.cross_form_check(record=record)
     audited_save(record, user=user, patient=patient, reason=reason)
-    if definition.on_saved is not None:
-        definition.on_saved(record=record, user=user, created=is_new)
+    crf.saved(record=record, user=user, created=is_new)
     return record
 
 
