@@ -22,7 +22,8 @@ urlpatterns = [
     path("followup/", include("followup.urls")),
     path("audit/", include("audit.urls")),
     path("monitoring/", include("monitoring.urls")),
-    path("exports/", include("exports.urls")),
+    # /exports/... and the results page's /reports/results/pdf/ (exports.urls).
+    path("", include("exports.urls")),
     path("reports/", include("reports.urls")),
 ]
 
