@@ -25,7 +25,8 @@ urlpatterns = [
     # keeps its address under audit/review/ (monitoring.urls).
     path("", include("monitoring.urls")),
     path("audit/", include("audit.urls")),
-    path("exports/", include("exports.urls")),
+    # /exports/... and the results page's /reports/results/pdf/ (exports.urls).
+    path("", include("exports.urls")),
     path("reports/", include("reports.urls")),
 ]
 

@@ -3,6 +3,9 @@
 The protocol's visit definitions name forms by code (data); each app registers the CRFs it
 implements (code) in its AppConfig.ready(). The patient matrix, the system check and, later,
 PDFs and exports read this one registry, so a new form plugs in without touching them.
+
+An app may also act on another app's form after each save (`on_saved`), from its own ready():
+the follow-up schedule follows the injection form that labs registers.
 """
 
 from collections.abc import Callable
@@ -17,8 +20,6 @@ class CrfDefinition:
     form_class: type
     # Historical forms (e.g. a biopsy done years ago) may carry a date before consent.
     may_precede_consent: bool = False
-    # Called by patients.services.crf_save after each save: on_saved(record=, user=, created=).
-    on_saved: Callable | None = None
     # The end-of-study form must still be recordable once consent is withdrawn.
     allowed_after_withdrawal: bool = False
     # Rules across forms, run by crf_save before saving: cross_form_check(record=) raises
@@ -27,6 +28,7 @@ class CrfDefinition:
 
 
 _registry: dict[str, CrfDefinition] = {}
+_on_saved: dict[str, list[Callable]] = {}
 
 
 def register(
@@ -36,7 +38,6 @@ def register(
     model: type,
     form_class: type,
     may_precede_consent: bool = False,
-    on_saved: Callable | None = None,
     allowed_after_withdrawal: bool = False,
     cross_form_check: Callable | None = None,
 ) -> None:
@@ -46,7 +47,6 @@ def register(
         model,
         form_class,
         may_precede_consent,
-        on_saved,
         allowed_after_withdrawal,
         cross_form_check,
     )
@@ -64,3 +64,18 @@ def is_registered(code: str) -> bool:
 
 def all_definitions() -> list[CrfDefinition]:
     return list(_registry.values())
+
+
+def on_saved(code: str, hook: Callable) -> None:
+    """Call `hook(record=, user=, created=)` after each save of form `code`, inside the save's
+    transaction (patients.services.crf_save), in the order of registration. The form need not
+    be registered yet: apps' ready() run in INSTALLED_APPS order."""
+    hooks = _on_saved.setdefault(code, [])
+    if hook not in hooks:
+        hooks.append(hook)
+
+
+def saved(*, record, user, created: bool) -> None:
+    """Run the on_saved hooks of the record's form (crf_save calls it after the audited save)."""
+    for hook in _on_saved.get(record.crf_code, ()):
+        hook(record=record, user=user, created=created)

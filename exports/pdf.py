@@ -19,6 +19,7 @@ from weasyprint.text.fonts import FontConfiguration
 from audit.models import AuditEntry
 from core.identifiers import IDENTIFIER_HIDDEN, identifier_fields
 from patients.models import CrfRecord, Visit
+from reports.selectors import patient_charts_from_loaded
 from trial.models import Protocol
 
 from .metadata import CrfItem, CrfLayout
@@ -337,8 +338,6 @@ def crf_document(
 
 def _course_charts(data: PatientData) -> list:
     """FSH/LH, testosterone, testicular volume and sperm per visit, as on the patient page."""
-    from reports.selectors import patient_charts_from_loaded
-
     records = [r for rows in data.records.values() for r in rows]
     return patient_charts_from_loaded(visits=data.visits, records=records)
 

@@ -49,6 +49,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from core import crf
 from core.roles import RESULTS_ROLES, Role, has_role
 from patients.models import Patient, Visit
+from reports.exports import results_filename, results_pdf
+from reports.selectors import study_results
 from trial.models import StudySite
 from trial.selectors import active_protocol
 
@@ -520,10 +522,6 @@ def _build_zip(job: PdfJob, layouts, model_codes) -> None:
 
 def _build_results(job: PdfJob) -> None:
     """The results page as a PDF, computed now with the requester's current role and sites."""
-    # reports sits above exports (INSTALLED_APPS order): imported where a report is built.
-    from reports.exports import results_filename, results_pdf
-    from reports.selectors import study_results
-
     user = job.requested_by
     if not has_role(user, *RESULTS_ROLES):
         raise PermissionDenied("Your role no longer allows you to see the results.")

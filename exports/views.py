@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from core import crf
 from core.csv import csv_lines
 from core.permissions import role_required
-from core.roles import Role, has_role
+from core.roles import RESULTS_ROLES, Role, has_role
 from core.scoping import scoped_object_or_404
 from patients.models import Patient, Visit
 from trial.models import StudySite
@@ -88,7 +88,7 @@ def _form_slot(value: str) -> tuple[str, str, int | None]:
 def pdf_request(request):
     """One button per kind of PDF; the page it came from is where an error is shown."""
     kind = request.POST.get("kind", "")
-    # The results report is asked for on the results page (reports:results-pdf).
+    # The results report is asked for on the results page (results_pdf_request).
     if kind not in PdfJob.Kind.values or kind == PdfJob.Kind.RESULTS:
         raise Http404("Unknown kind of PDF.")
     patient = visit = site = None
@@ -123,6 +123,19 @@ def pdf_request(request):
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect(back)
+    if not created:
+        messages.info(request, "This PDF was already asked for: here is its progress.")
+    return redirect("exports:job-detail", job_uuid=job.uuid)
+
+
+@role_required(*RESULTS_ROLES)
+@require_POST
+def results_pdf_request(request):
+    """The PDF takes long with a large cohort: it is a PDF job, built by the worker and
+    followed on the job page. `site` is the results page's filter (a site code)."""
+    code = request.POST.get("site", "")
+    site = scoped_object_or_404(StudySite, request.user, code=code) if code else None
+    job, created = services.pdf_job_request(user=request.user, kind=PdfJob.Kind.RESULTS, site=site)
     if not created:
         messages.info(request, "This PDF was already asked for: here is its progress.")
     return redirect("exports:job-detail", job_uuid=job.uuid)

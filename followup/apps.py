@@ -7,10 +7,17 @@ class FollowupConfig(AppConfig):
 
     def ready(self):
         from core import crf, guards
+        from patients import hooks
 
-        from . import forms, models, services
+        from . import forms, models, selectors, services
 
         guards.register(services.ensure_not_after_end_of_study)
+        # The patient page's visit status badges and what is due next.
+        hooks.register_record_annotator(selectors.annotate_visit_statuses)
+        # The injection date is the procedure date: saving it creates (or, when the date is
+        # corrected, moves) the follow-up schedule (labs registers the form; followup owns
+        # the schedule).
+        crf.on_saved("injection", services.procedure_recorded)
 
         crf.register(
             "followup_visit",

@@ -31,7 +31,7 @@ from labs.models import (
     format_duration,
 )
 from patients.models import Consent, Patient, Visit
-from patients.selectors import Stage, with_stage
+from patients.selectors import PatientRecord, Stage, with_stage
 from trial.models import VisitDefinition
 
 from .models import AdverseEvent, ConcomitantMedication, EndOfStudy, FollowUpVisit, Reminder
@@ -184,6 +184,24 @@ def visit_statuses(
         )
         for v in visits
     }
+
+
+def annotate_visit_statuses(*, record: PatientRecord) -> None:
+    """Record annotator (patients.hooks) of the patient page: each visit row with data
+    expected gets its status badge (due, overdue, missed...) from the data the matrix already
+    holds; a missed or no longer expected visit is not what is due next (`awaited`)."""
+    rows = [r for r in record.rows if r.visit is not None and r.cells]
+    statuses = visit_statuses(
+        visits=[r.visit for r in rows],
+        done={r.visit.pk: r.complete for r in rows},
+        today=timezone.localdate(),
+        closed=record.closed,
+    )
+    for row in rows:
+        row.status = statuses[row.visit.pk]
+        row.status_label = VisitStatus.LABELS[row.status]
+        row.status_css = VisitStatus.CSS[row.status]
+        row.awaited = row.status not in (VisitStatus.MISSED, VisitStatus.NOT_EXPECTED)
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,8 @@ logger = logging.getLogger(__name__)
 
 
 def procedure_recorded(*, record: Injection, user, created: bool) -> list[Visit]:
-    """The injection CRF's on_saved hook (core.crf): its date is the procedure date."""
+    """The injection CRF's on_saved hook (core.crf.on_saved, in FollowupConfig.ready()): its
+    date is the procedure date."""
     return schedule_create(
         patient=record.visit.patient, procedure_date=record.assessment_date, user=user
     )

@@ -7,7 +7,6 @@ class LabsConfig(AppConfig):
 
     def ready(self):
         from core import crf
-        from followup import services as followup_services
 
         from . import forms, models
 
@@ -40,7 +39,6 @@ class LabsConfig(AppConfig):
             title="Injection",
             model=models.Injection,
             form_class=forms.InjectionForm,
-            # The injection date is the procedure date: saving it creates (or, when the date
-            # is corrected, moves) the follow-up schedule. `followup` owns the schedule.
-            on_saved=followup_services.procedure_recorded,
+            # Its date is the procedure date: followup, which owns the schedule, creates or
+            # moves the follow-up visits when it is saved (crf.on_saved, in followup's ready()).
         )

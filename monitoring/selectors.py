@@ -14,7 +14,7 @@ from audit.models import AuthEvent
 from audit.services import snapshot
 from core import crf
 from patients.models import Patient, Visit
-from patients.selectors import consent_status
+from patients.selectors import PatientRecord, consent_status
 from trial.selectors import current_consent_version, sites_for_user
 
 from .models import (
@@ -293,10 +293,11 @@ def visit_is_complete(*, visit: Visit) -> bool:
     return True
 
 
-def annotate_record(*, record, patient: Patient) -> list[tuple[Signature, str]]:
-    """Add open-query counts, source verification and signatures to the patient page's matrix
-    (from data already loaded: three queries in all). Returns [(signature, status)], newest
-    first."""
+def annotate_record(*, record: PatientRecord) -> None:
+    """Record annotator (patients.hooks) of the patient page: open-query counts, source
+    verification and signatures on the matrix, and `record.signatures` [(signature, status)],
+    newest first (from data already loaded: three queries in all)."""
+    patient = record.patient
     counts = open_queries_by_slot(patient=patient)
     signatures = patient_signatures(patient=patient)
     verifications = latest_verifications(SourceVerification.objects.filter(patient=patient))
@@ -317,7 +318,7 @@ def annotate_record(*, record, patient: Patient) -> list[tuple[Signature, str]]:
             ):
                 row.signature, row.signature_status = sig, status
                 break
-    return statuses
+    record.signatures = statuses
 
 
 # ---- user access (administrators) ------------------------------------------------------------

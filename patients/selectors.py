@@ -1,6 +1,6 @@
 """Reads of the patient record: consent state, stage, the visit x form matrix, the list."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 from django.db.models import Case, Exists, OuterRef, Q, QuerySet, Value, When
@@ -9,10 +9,12 @@ from django.db.models import CharField as CharFieldExpr
 from core import crf
 from core.identifiers import identity_site_ids
 from core.limits import has_soft_limits, soft_limit_q
+from core.roles import DATA_ENTRY_ROLES, Role, has_role
 from trial.models import ConsentVersion, VisitDefinition
 from trial.selectors import current_consent_version
 
-from .models import Consent, Eligibility, Patient, Visit
+from . import hooks
+from .models import Consent, CrfRecord, Eligibility, Patient, Visit
 
 
 class Stage:
@@ -52,6 +54,12 @@ class ConsentStatus:
     @property
     def allows_data_entry(self) -> bool:
         return self.state == "valid"
+
+    def allows_entry(self, *, after_withdrawal: bool = False) -> bool:
+        """The consent rule for clinical data, one place (patients.services.crf_save and the
+        CRF page): a current, non-withdrawn consent. `after_withdrawal`: a form that closes a
+        withdrawn patient's record (end of study) is still accepted then."""
+        return self.allows_data_entry or (after_withdrawal and self.state == "withdrawn")
 
 
 _LOOK_UP = object()
@@ -96,10 +104,6 @@ def consent_status(
             current,
         )
     return ConsentStatus("valid", "Consent is current.", latest, first_signed_on, current)
-
-
-def patient_has_valid_consent(*, patient: Patient) -> bool:
-    return consent_status(patient=patient).allows_data_entry
 
 
 # ---- stage and list --------------------------------------------------------------------------
@@ -202,7 +206,7 @@ class FormCell:
     repeat: int
     record: object | None = None
     flags: dict = field(default_factory=dict)
-    # Filled in by the page from the monitoring app.
+    # Filled in by a record annotator (patients.hooks; monitoring).
     open_queries: int = 0
     sdv: str = ""  # pending / verified / changed (monitoring.selectors.SdvStatus)
 
@@ -222,12 +226,15 @@ class VisitRow:
     definition: VisitDefinition
     visit: Visit | None
     cells: list[FormCell]
+    # Filled in by record annotators (patients.hooks): the signature by monitoring; the
+    # status (upcoming / open / overdue / missed / done...) by followup, which clears
+    # `awaited` for a visit that is missed or no longer expected (never what is due next).
     signature: object | None = None
     signature_status: str = ""
-    # upcoming / open / overdue / missed / done (followup.selectors), set by the page.
     status: str = ""
     status_label: str = ""
     status_css: str = ""
+    awaited: bool = True
 
     @property
     def complete(self) -> bool:
@@ -247,19 +254,19 @@ class PatientRecord:
     consent: ConsentStatus
     rows: list[VisitRow]
     azoospermia_confirmed: bool | None
-    # Set by the page from the patient's stage (Stage.CLOSED): then nothing is due.
+    # Set by patient_page_record from the patient's stage (Stage.CLOSED): then nothing is due.
     closed: bool = False
+    # [(signature, status)], newest first: filled in by a record annotator (monitoring).
+    signatures: list = field(default_factory=list)
 
     @property
     def next_due(self) -> VisitRow | None:
         """The first visit still waiting for data whose time has not passed: a missed visit
         stays in the matrix (its forms can be entered late) but is not what is due next."""
-        from followup.selectors import VisitStatus  # followup builds on this module
-
         if self.closed:
             return None
         for row in self.rows:
-            if row.status in (VisitStatus.MISSED, VisitStatus.NOT_EXPECTED):
+            if not row.awaited:
                 continue
             if row.visit is not None and row.cells and not row.complete:
                 return row
@@ -337,6 +344,16 @@ def patient_record(*, patient: Patient) -> PatientRecord:
     )
 
 
+def patient_page_record(*, patient: Patient) -> PatientRecord:
+    """The patient page's record: patient_record, closed when the patient's stage says so
+    (`patient` from patient_detail_queryset), with what the apps above add to the matrix
+    (patients.hooks record annotators: visit status, queries, SDV, signatures)."""
+    record = patient_record(patient=patient)
+    record.closed = patient.stage in Stage.CLOSED
+    hooks.annotate_record(record)
+    return record
+
+
 def azoospermia_confirmed(*, records: dict, visits: list[Visit]) -> bool | None:
     """True when the 3 screening analyses found no sperm in the centrifuged pellet; None
     while fewer than 3 are entered."""
@@ -349,3 +366,102 @@ def azoospermia_confirmed(*, records: dict, visits: list[Visit]) -> bool | None:
     if len(analyses) < 3:
         return None
     return all(a.no_sperm and a.pellet_examined == "Y" for a in analyses)
+
+
+# ---- one CRF slot ----------------------------------------------------------------------------
+
+
+class NoSuchSlot(Exception):
+    """The form code is not registered, or the visit does not hold this form and number."""
+
+
+def expected_repeat(*, visit: Visit, code: str) -> int:
+    """How many of form `code` the visit expects (0 = not part of this visit)."""
+    for form_code, repeat in visit.definition.expected_forms:
+        if form_code == code:
+            return repeat
+    return 0
+
+
+@dataclass(frozen=True)
+class CrfSlot:
+    """One form of one visit as the CRF page states it for one user: the live record (None
+    while the slot is empty), the consent and whether it allows entering this form, the
+    signature that locks the visit, and what the user may do. The record's data queries and
+    source verification are read on demand (`queries()`, `sdv()`): the page reads them, a
+    save that succeeds does not."""
+
+    patient: Patient
+    visit: Visit
+    definition: crf.CrfDefinition
+    sequence: int
+    repeat: int
+    record: CrfRecord | None
+    consent: ConsentStatus
+    lock: object | None  # the signature that locks the visit (patients.hooks.SlotReview)
+    may_enter: bool  # the user's role enters data; others only read (a POST is refused)
+    may_review: bool  # the user's role raises data queries and verifies sources (monitor)
+
+    @property
+    def entry_open(self) -> bool:
+        """The consent allows entering this form (the rule crf_save applies)."""
+        return self.consent.allows_entry(after_withdrawal=self.definition.allowed_after_withdrawal)
+
+    @property
+    def can_edit(self) -> bool:
+        return self.may_enter and self.entry_open and self.lock is None
+
+    @property
+    def can_review(self) -> bool:
+        """Queries and source verification are about an entered form."""
+        return self.record is not None and self.may_review
+
+    @property
+    def title(self) -> str:
+        title = self.definition.title
+        return f"{title} {self.sequence}" if self.repeat > 1 else title
+
+    def instance(self) -> CrfRecord:
+        """The record the form edits: the live one, or a new one that knows its visit from
+        the start (a form may depend on the patient's protocol: the eligibility criteria)."""
+        return self.record or self.definition.model(visit=self.visit, sequence=self.sequence)
+
+    def reread(self) -> "CrfSlot":
+        """The slot with its live record read again (entered by someone else meanwhile)."""
+        record = self.definition.model.objects.get(
+            visit=self.visit, sequence=self.sequence, voided_at__isnull=True
+        )
+        return replace(self, record=record)
+
+    def queries(self) -> list:
+        return hooks.slot_review().queries(record=self.record) if self.record else []
+
+    def sdv(self) -> object | None:
+        return hooks.slot_review().sdv(record=self.record) if self.record else None
+
+
+def crf_slot(*, user, patient: Patient, visit: Visit, code: str, sequence: int) -> CrfSlot:
+    """Form `code` number `sequence` of `visit` (a visit of `patient`, already scoped to the
+    user) for `user`: three queries (record, consent, lock). NoSuchSlot when the visit has no
+    such form."""
+    if not crf.is_registered(code):
+        raise NoSuchSlot("Unknown form.")
+    definition = crf.get(code)
+    repeat = expected_repeat(visit=visit, code=code)
+    if not 1 <= sequence <= repeat:
+        raise NoSuchSlot("This form is not part of this visit.")
+    record = definition.model.objects.filter(
+        visit=visit, sequence=sequence, voided_at__isnull=True
+    ).first()
+    return CrfSlot(
+        patient=patient,
+        visit=visit,
+        definition=definition,
+        sequence=sequence,
+        repeat=repeat,
+        record=record,
+        consent=consent_status(patient=patient),
+        lock=hooks.slot_review().lock(visit=visit),
+        may_enter=has_role(user, *DATA_ENTRY_ROLES),
+        may_review=has_role(user, Role.MONITOR),
+    )

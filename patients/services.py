@@ -15,7 +15,7 @@ from core import crf, guards
 from trial.models import ConsentVersion, StudySite, VisitDefinition
 
 from .models import Consent, CrfRecord, Patient, PatientIdentity, Visit
-from .selectors import consent_status
+from .selectors import consent_status, expected_repeat
 
 MIN_AGE, MAX_AGE = 18, 70
 
@@ -208,20 +208,13 @@ def consent_withdraw(*, consent: Consent, withdrawn_on: date, reason: str, user)
 # ---- CRFs ------------------------------------------------------------------------------------
 
 
-def expected_repeat(*, visit: Visit, code: str) -> int:
-    """How many of form `code` the visit expects (0 = not part of this visit)."""
-    for form_code, repeat in visit.definition.expected_forms:
-        if form_code == code:
-            return repeat
-    return 0
-
-
 def ensure_data_entry_allowed(*, patient: Patient, after_withdrawal: bool = False):
     """Clinical data needs a current, non-withdrawn consent. `after_withdrawal`: forms that
     close a withdrawn patient's record (end of study) are still accepted then. Returns the
-    consent status (callers reuse it)."""
+    consent status (callers reuse it). The rule is ConsentStatus.allows_entry (the CRF page's
+    too)."""
     status = consent_status(patient=patient)
-    if status.allows_data_entry or (after_withdrawal and status.state == "withdrawn"):
+    if status.allows_entry(after_withdrawal=after_withdrawal):
         return status
     raise ValidationError(status.message)
 
@@ -289,8 +282,7 @@ def crf_save(
     if definition.cross_form_check is not None:
         definition.cross_form_check(record=record)
     audited_save(record, user=user, patient=patient, reason=reason)
-    if definition.on_saved is not None:
-        definition.on_saved(record=record, user=user, created=is_new)
+    crf.saved(record=record, user=user, created=is_new)
     return record
 
 

@@ -5,7 +5,6 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.generic import ListView
@@ -18,20 +17,21 @@ from core.roles import DATA_ENTRY_ROLES, Role, has_role
 from core.scoping import SiteScopedMixin, scoped_object_or_404
 from core.submissions import Created, already_saved, create_once
 from core.uploads import SizeLimitUploadHandler, scan_type
-from followup.selectors import VisitStatus, visit_statuses
-from monitoring import selectors as monitoring_selectors
-from reports.selectors import patient_charts
 from trial.selectors import sites_for_user
 
 from . import services
 from .forms import ConsentForm, ConsentWithdrawForm, IdentityForm, PatientEnrolForm
+from .hooks import panels_for
 from .models import Consent, Patient
 from .selectors import (
+    NoSuchSlot,
     Stage,
     can_see_identity,
     consent_status,
+    crf_slot,
     patient_detail_queryset,
     patient_list,
+    patient_page_record,
     patient_record,
 )
 
@@ -107,44 +107,25 @@ def patient_enrol(request):
     return render(request, "patients/patient_enrol.html", {"form": form})
 
 
-def _annotate_statuses(record, *, stage: str) -> None:
-    """Visit status badges (due, overdue, missed...) from the data the matrix already holds."""
-    rows = [r for r in record.rows if r.visit is not None and r.cells]
-    record.closed = stage in Stage.CLOSED
-    statuses = visit_statuses(
-        visits=[r.visit for r in rows],
-        done={r.visit.pk: r.complete for r in rows},
-        today=timezone.localdate(),
-        closed=record.closed,
-    )
-    for row in rows:
-        row.status = statuses[row.visit.pk]
-        row.status_label = VisitStatus.LABELS[row.status]
-        row.status_css = VisitStatus.CSS[row.status]
-
-
 def patient_detail(request, patient_uuid):
     patient = _patient_for(request, patient_uuid)
-    record = patient_record(patient=patient)
-    # Open queries and signatures from the monitoring app, on the same matrix.
-    signatures = monitoring_selectors.annotate_record(record=record, patient=patient)
-    _annotate_statuses(record, stage=patient.stage)
-    return render(
-        request,
-        "patients/patient_detail.html",
-        {
-            "patient": patient,
-            "record": record,
-            "signatures": signatures,
-            "can_sign": has_role(request.user, Role.ANDROLOGIST),
-            "can_unlock": has_role(request.user, Role.ADMIN),
-            "stage_label": Stage.LABELS.get(patient.stage, patient.stage),
-            "can_enter_data": has_role(request.user, *DATA_ENTRY_ROLES),
-            "can_record_consent": has_role(request.user, *CONSENT_ROLES),
-            "show_identity": can_see_identity(user=request.user, patient=patient),
-            "patient_charts": patient_charts(patient=patient, record=record),
-        },
-    )
+    record = patient_page_record(patient=patient)
+    panels = panels_for(record)
+    context = {
+        "patient": patient,
+        "record": record,
+        "signatures": record.signatures,
+        "can_sign": has_role(request.user, Role.ANDROLOGIST),
+        "can_unlock": has_role(request.user, Role.ADMIN),
+        "stage_label": Stage.LABELS.get(patient.stage, patient.stage),
+        "can_enter_data": has_role(request.user, *DATA_ENTRY_ROLES),
+        "can_record_consent": has_role(request.user, *CONSENT_ROLES),
+        "show_identity": can_see_identity(user=request.user, patient=patient),
+        "panels": [panel.template for panel in panels],
+    }
+    for panel in panels:
+        context.update(panel.context)
+    return render(request, "patients/patient_detail.html", context)
 
 
 @require_http_methods(["GET", "POST"])
@@ -310,101 +291,103 @@ def crf_edit(request, patient_uuid, visit_uuid, code, sequence):
     """Enter or correct one CRF of one visit: the same view serves every registered form."""
     patient = _patient_for(request, patient_uuid)
     visit = get_object_or_404(patient.visits.select_related("definition"), uuid=visit_uuid)
-    if not crf.is_registered(code):
-        raise Http404("Unknown form.")
-    definition = crf.get(code)
-    repeat = services.expected_repeat(visit=visit, code=code)
-    if not 1 <= sequence <= repeat:
-        raise Http404("This form is not part of this visit.")
-    record = definition.model.objects.filter(
-        visit=visit, sequence=sequence, voided_at__isnull=True
-    ).first()
-    status = consent_status(patient=patient)
-    lock = monitoring_selectors.locking_signature(visit=visit)
-    entry_open = status.allows_data_entry or (
-        definition.allowed_after_withdrawal and status.state == "withdrawn"
-    )
-    can_edit = has_role(request.user, *DATA_ENTRY_ROLES) and entry_open and lock is None
-    # A new record knows its visit from the start: a form may depend on the patient's protocol
-    # (the eligibility criteria).
-    instance = record or definition.model(visit=visit, sequence=sequence)
-    form = definition.form_class(
+    try:
+        slot = crf_slot(
+            user=request.user, patient=patient, visit=visit, code=code, sequence=sequence
+        )
+    except NoSuchSlot as exc:
+        raise Http404(str(exc)) from None
+    form = slot.definition.form_class(
         request.POST or None,
-        instance=instance,
-        initial={"loaded_version": record_version(record)},
+        instance=slot.instance(),
+        initial={"loaded_version": record_version(slot.record)},
     )
     if request.method == "POST":
-        if not has_role(request.user, *DATA_ENTRY_ROLES):
+        if not slot.may_enter:
             raise PermissionDenied("Your role cannot enter data.")
-        if record is not None and request.POST.get("loaded_version") == "0":
-            # Loaded empty, entered by someone else since: theirs is the record now, shown
-            # with the user's values over it, as a correction (it needs a reason).
-            conflict = entered_meanwhile(existing=record)
+        slot, form, saved = _crf_post(request, slot, form)
+        if saved is not None:
+            return _crf_saved(request, slot, saved)
+    return render(request, "patients/crf_form.html", _crf_page(slot, form))
+
+
+def _crf_post(request, slot, form):
+    """Save the posted form: (slot, form, the saved record), or None for the record when the
+    form is shown again with what refused it."""
+    if slot.record is not None and request.POST.get("loaded_version") == "0":
+        # Loaded empty, entered by someone else since: theirs is the record now, shown
+        # with the user's values over it, as a correction (it needs a reason).
+        conflict = entered_meanwhile(existing=slot.record)
+        form.is_valid()
+        show_current_version(form, conflict.version)
+        apply_validation_error(form, conflict)
+        return slot, form, None
+    if not form.is_valid():
+        return slot, form, None
+    obj = form.save(commit=False)
+    obj.visit = slot.visit
+    obj.sequence = slot.sequence
+    try:
+        services.crf_save(
+            record=obj,
+            user=request.user,
+            reason=form.cleaned_data.get("reason_for_change", ""),
+            loaded_version=form.cleaned_data.get("loaded_version"),
+        )
+    except EditConflict as exc:
+        if slot.record is None:  # the same, decided inside the save (both at once)
+            slot = slot.reread()
+            form = slot.definition.form_class(request.POST, instance=slot.record)
             form.is_valid()
-            show_current_version(form, conflict.version)
-            apply_validation_error(form, conflict)
-        elif form.is_valid():
-            obj = form.save(commit=False)
-            obj.visit = visit
-            obj.sequence = sequence
-            try:
-                services.crf_save(
-                    record=obj,
-                    user=request.user,
-                    reason=form.cleaned_data.get("reason_for_change", ""),
-                    loaded_version=form.cleaned_data.get("loaded_version"),
-                )
-            except EditConflict as exc:
-                if record is None:  # the same, decided inside the save (both at once)
-                    record = definition.model.objects.get(
-                        visit=visit, sequence=sequence, voided_at__isnull=True
-                    )
-                    form = definition.form_class(request.POST, instance=record)
-                    form.is_valid()
-                show_current_version(form, exc.version)
-                apply_validation_error(form, exc)
-            except ValidationError as exc:
-                apply_validation_error(form, exc)
-            else:
-                for change in obj.changes_meanwhile:
-                    messages.info(request, f"Kept while you were editing: {change.describe()}.")
-                flags = obj.flags()
-                title = f"{definition.title} {sequence}" if repeat > 1 else definition.title
-                if flags:
-                    messages.warning(
-                        request,
-                        f"{title} saved with {len(flags)} value(s) flagged "
-                        f"for review: " + " ".join(flags.values()),
-                    )
-                else:
-                    messages.success(request, f"{title} saved.")
-                if "save_next" in request.POST:
-                    next_url = _next_missing_url(patient, visit)
-                    if next_url:
-                        return redirect(next_url)
-                return redirect("patients:patient-detail", patient_uuid=patient.uuid)
-    return render(
-        request,
-        "patients/crf_form.html",
-        {
-            "patient": patient,
-            "visit": visit,
-            "definition": definition,
-            "sequence": sequence,
-            "repeat": repeat,
-            "record": record,
-            "form": form,
-            "flags": record.flags() if record is not None else {},
-            "can_edit": can_edit,
-            "consent": status,
-            "entry_open": entry_open,
-            "lock": lock,
-            "queries": monitoring_selectors.queries_for_record(record=record) if record else [],
-            "can_raise_query": record is not None and has_role(request.user, Role.MONITOR),
-            "sdv": monitoring_selectors.record_sdv(record=record) if record else None,
-            "can_verify": record is not None and has_role(request.user, Role.MONITOR),
-        },
-    )
+        show_current_version(form, exc.version)
+        apply_validation_error(form, exc)
+    except ValidationError as exc:
+        apply_validation_error(form, exc)
+    else:
+        return slot, form, obj
+    return slot, form, None
+
+
+def _crf_saved(request, slot, obj):
+    """Tell what was kept and flagged, then go to the next missing form or the patient."""
+    for change in obj.changes_meanwhile:
+        messages.info(request, f"Kept while you were editing: {change.describe()}.")
+    flags = obj.flags()
+    if flags:
+        messages.warning(
+            request,
+            f"{slot.title} saved with {len(flags)} value(s) flagged "
+            f"for review: " + " ".join(flags.values()),
+        )
+    else:
+        messages.success(request, f"{slot.title} saved.")
+    if "save_next" in request.POST:
+        next_url = _next_missing_url(slot.patient, slot.visit)
+        if next_url:
+            return redirect(next_url)
+    return redirect("patients:patient-detail", patient_uuid=slot.patient.uuid)
+
+
+def _crf_page(slot, form) -> dict:
+    record = slot.record
+    return {
+        "patient": slot.patient,
+        "visit": slot.visit,
+        "definition": slot.definition,
+        "sequence": slot.sequence,
+        "repeat": slot.repeat,
+        "record": record,
+        "form": form,
+        "flags": record.flags() if record is not None else {},
+        "can_edit": slot.can_edit,
+        "consent": slot.consent,
+        "entry_open": slot.entry_open,
+        "lock": slot.lock,
+        "queries": slot.queries(),
+        "can_raise_query": slot.can_review,
+        "sdv": slot.sdv(),
+        "can_verify": slot.can_review,
+    }
 
 
 @require_POST

@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class ReportsConfig(AppConfig):
     name = "reports"
     verbose_name = "Results"
+
+    def ready(self):
+        from patients import hooks
+
+        from .selectors import patient_charts_panel
+
+        # The patient's course (FSH/LH, testosterone, testicular volume, sperm) on his page.
+        hooks.register_panel(patient_charts_panel)

@@ -35,6 +35,7 @@ from followup.selectors import (
     outcomes_from,
 )
 from labs.models import HormoneProfile, SemenAnalysis
+from patients.hooks import Panel
 from patients.models import (
     AzfMicrodeletion,
     Biopsy,
@@ -786,3 +787,11 @@ def patient_charts(
             ),
         ),
     ]
+
+
+def patient_charts_panel(*, record: PatientRecord) -> Panel:
+    """The patient page's charts (a patients.hooks panel): from the page's record, no query."""
+    return Panel(
+        "reports/_patient_charts.html",
+        {"patient_charts": patient_charts(patient=record.patient, record=record)},
+    )

@@ -6,5 +6,5 @@ app_name = "reports"
 urlpatterns = [
     path("results/", views.results, name="results"),
     path("results.csv", views.results_csv, name="results-csv"),
-    path("results/pdf/", views.results_pdf_request, name="results-pdf"),
+    # The results PDF (a PDF job) is asked for at results/pdf/: exports:results-pdf.
 ]

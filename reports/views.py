@@ -1,15 +1,9 @@
-from django.contrib import messages
 from django.http import HttpResponse
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.shortcuts import render
 
 from core.csv import Writer
 from core.permissions import role_required
 from core.roles import RESULTS_ROLES
-from core.scoping import scoped_object_or_404
-from exports import services as pdf_services
-from exports.models import PdfJob
-from trial.models import StudySite
 
 from .exports import results_csv_rows, results_filename
 from .selectors import Results, study_results
@@ -40,18 +34,3 @@ def results_csv(request):
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     Writer(response).writerows(results_csv_rows(results=data))
     return response
-
-
-@role_required(*RESULTS_ROLES)
-@require_POST
-def results_pdf_request(request):
-    """The PDF takes long with a large cohort: it is a PDF job (exports), built by the worker
-    and followed on the job page. `site` is the results page's filter (a site code)."""
-    code = request.POST.get("site", "")
-    site = scoped_object_or_404(StudySite, request.user, code=code) if code else None
-    job, created = pdf_services.pdf_job_request(
-        user=request.user, kind=PdfJob.Kind.RESULTS, site=site
-    )
-    if not created:
-        messages.info(request, "This PDF was already asked for: here is its progress.")
-    return redirect("exports:job-detail", job_uuid=job.uuid)

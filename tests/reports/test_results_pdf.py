@@ -26,7 +26,7 @@ from .test_results_page import (  # noqa: F401 - the fixtures of the results tab
 
 def ask(client, **data):
     """Press the results page's PDF button (with the page's site filter, if any)."""
-    return client.post(reverse("reports:results-pdf"), data)
+    return client.post(reverse("exports:results-pdf"), data)
 
 
 def job_of(response) -> PdfJob:
@@ -53,7 +53,7 @@ def test_the_pdf_button_queues_a_job_the_worker_builds_with_the_tables_and_chart
 ):
     client.force_login(monitor)
     html = client.get(reverse("reports:results"), {"site": "BEN"}).content.decode()
-    assert f'action="{reverse("reports:results-pdf")}"' in html
+    assert f'action="{reverse("exports:results-pdf")}"' in html
     assert '<input type="hidden" name="site" value="BEN">' in html
     with django_capture_on_commit_callbacks(execute=True):  # the task runs, as a worker would
         response = ask(client, site="BEN")
@@ -93,7 +93,7 @@ def test_one_site_and_the_whole_study_are_two_targets_and_a_second_click_one_job
     client.force_login(monitor)
     whole = job_of(ask(client))
     ben = job_of(ask(client, site="BEN"))
-    again = client.post(reverse("reports:results-pdf"), {"site": "BEN"}, follow=True)
+    again = client.post(reverse("exports:results-pdf"), {"site": "BEN"}, follow=True)
     assert whole != ben and whole.target_key != ben.target_key
     assert again.redirect_chain[-1][0] == reverse("exports:job-detail", args=[ben.uuid])
     assert "already asked for" in again.content.decode()
@@ -121,7 +121,7 @@ def test_coordinators_and_lab_technicians_may_not(client, request, role, via_crf
 
 def test_it_is_asked_for_with_a_post_only(client, monitor):
     client.force_login(monitor)
-    assert client.get(reverse("reports:results-pdf")).status_code == 405
+    assert client.get(reverse("exports:results-pdf")).status_code == 405
     assert not PdfJob.objects.exists()
 
 
@@ -170,7 +170,7 @@ def test_an_expired_report_is_asked_for_again_from_its_page(
     page = client.get(reverse("exports:job-detail", args=[first.uuid])).content.decode()
     assert "This file expired after" in page
     action, fields = ask_again_form(page)
-    assert action == reverse("reports:results-pdf")
+    assert action == reverse("exports:results-pdf")
     assert fields["site"] == "BEN"
     second = job_of(client.post(action, fields))
     assert second != first and second.target_key == first.target_key

@@ -157,9 +157,10 @@ TABLE: dict[str, Access] = {
     "exports:form-csv": Access(get=EXPORTERS, post=NOT_SERVED),
     "exports:odm-xml": Access(get=EXPORTERS, post=NOT_SERVED),
     "exports:bundle-zip": Access(get=EXPORTERS, post=NOT_SERVED),
+    # The PDF of the results of one site (its code), asked for on the results page (path
+    # /reports/results/pdf/): another site's is not found.
+    "exports:results-pdf": action(RESULTS, scoped=True, post_body={"site": "{site_code}"}),
     # ---- reports -----------------------------------------------------------------------
     "reports:results": read(RESULTS),
     "reports:results-csv": read(RESULTS),
-    # The PDF of the results of one site (its code): another site's is not found.
-    "reports:results-pdf": action(RESULTS, scoped=True, post_body={"site": "{site_code}"}),
 }

@@ -149,7 +149,7 @@ def _built_pdfs(client, user, side, django_capture_on_commit_callbacks) -> list[
                 client.post(reverse("exports:pdf-request"), data)
         if role == Role.MONITOR:
             with django_capture_on_commit_callbacks(execute=True):
-                client.post(reverse("reports:results-pdf"), {})
+                client.post(reverse("exports:results-pdf"), {})
     jobs = PdfJob.objects.filter(requested_by=user).exclude(pk__in=before)
     assert len(jobs) == len(PDF_REQUESTS.get(role, [])) + (role == Role.MONITOR)
     assert all(job.status == PdfJob.Status.DONE for job in jobs), [
