@@ -1,6 +1,5 @@
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -13,9 +12,10 @@ from django.views.generic import ListView
 from audit.concurrency import EditConflict, entered_meanwhile, record_version
 from core import crf
 from core.forms import apply_validation_error, show_current_version
+from core.identifiers import can_see_identity
 from core.permissions import role_required
 from core.roles import DATA_ENTRY_ROLES, Role, has_role
-from core.scoping import SiteScopedMixin, scoped_object_or_404
+from core.scoping import SiteScopedMixin, scoped_object_or_404, site_staff
 from core.submissions import Created, already_saved, create_once
 from core.uploads import SizeLimitUploadHandler, scan_type
 from followup.selectors import VisitStatus, visit_statuses
@@ -28,7 +28,6 @@ from .forms import ConsentForm, ConsentWithdrawForm, IdentityForm, PatientEnrolF
 from .models import Consent, Patient
 from .selectors import (
     Stage,
-    can_see_identity,
     consent_status,
     patient_detail_queryset,
     patient_list,
@@ -210,11 +209,7 @@ def consent_document(request, patient_uuid, consent_uuid):
 
 
 def _staff_of(patient):
-    return (
-        get_user_model()
-        .objects.filter(is_active=True, site_memberships__site=patient.site)
-        .order_by("last_name", "username")
-    )
+    return site_staff(site=patient.site).order_by("last_name", "username")
 
 
 @csrf_exempt  # checked by _consent_create, once the size limit is in place
