@@ -107,10 +107,6 @@ class CrfForm(forms.ModelForm):
         parts += [n for n, f in self.fields.items() if isinstance(f.widget, forms.HiddenInput)]
         return Layout(*parts)
 
-    @classmethod
-    def section_fields(cls) -> list[tuple[str, list[str]]]:
-        return cls.sections
-
 
 def show_current_version(form: forms.BaseForm, version: int) -> None:
     """After a conflict the form is shown again with the record's version now, so saving it
