@@ -5,7 +5,7 @@ from crispy_forms.helper import FormHelper
 from crispy_forms.layout import Column, Div, Fieldset, Layout, Row
 from django import forms
 
-from core.limits import _fmt
+from core.limits import format_limit
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 DATETIME_INPUT = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
@@ -21,10 +21,10 @@ def loaded_version_field() -> forms.IntegerField:
 def limits_help(limits) -> str:
     parts = []
     if limits.hard_min is not None or limits.hard_max is not None:
-        parts.append(f"plausible {_fmt(limits.hard_min)}-{_fmt(limits.hard_max)}")
+        parts.append(f"plausible {format_limit(limits.hard_min)}-{format_limit(limits.hard_max)}")
     if limits.soft_min is not None or limits.soft_max is not None:
-        lo = _fmt(limits.soft_min) if limits.soft_min is not None else ""
-        hi = _fmt(limits.soft_max) if limits.soft_max is not None else ""
+        lo = format_limit(limits.soft_min) if limits.soft_min is not None else ""
+        hi = format_limit(limits.soft_max) if limits.soft_max is not None else ""
         parts.append(
             f"expected {lo}-{hi}" if lo and hi else f"expected {'>= ' + lo if lo else '<= ' + hi}"
         )
