@@ -11,7 +11,7 @@ from .models import ConsentVersion, Protocol, SiteMembership, StudySite, VisitDe
 class VisitDefinitionInline(admin.TabularInline):
     model = VisitDefinition
     extra = 0
-    # Appointments refer to their visit definition: a visit is never removed from a protocol.
+    # Visits refer to their visit definition: a visit is never removed from a protocol.
     can_delete = False
 
 
