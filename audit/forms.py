@@ -4,7 +4,7 @@ from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
 
 from core import crf
-from core.forms import DATE_INPUT
+from core.forms import DATE_INPUT, HelperForm
 
 # A period searched or reviewed lies within the dates a trial can have. Its end is read as
 # "before the next day's midnight" (audit.review), which has no meaning after 9999-12-31.
@@ -14,7 +14,8 @@ PERIOD_LIMITS = [
 ]
 
 
-class AuditSearchForm(forms.Form):
+class AuditSearchForm(HelperForm, forms.Form):
+    field_wrapper = "col-auto"  # each field a column of the bar
     study_id = forms.CharField(label="Study id", required=False)
     username = forms.CharField(label="User", required=False)
     form_code = forms.ChoiceField(label="Form", required=False)
@@ -53,7 +54,8 @@ class AuditSearchForm(forms.Form):
         return cleaned
 
 
-class AuditReviewForm(forms.Form):
+class AuditReviewForm(HelperForm, forms.Form):
+    field_wrapper = "col-auto"  # each field a column of the bar
     site = forms.ChoiceField(label="Site", required=False)
     date_from = forms.DateField(
         label="From", required=False, widget=DATE_INPUT, validators=PERIOD_LIMITS
@@ -90,7 +92,7 @@ class AuditReviewForm(forms.Form):
         }
 
 
-class AuditReviewRecordForm(forms.Form):
+class AuditReviewRecordForm(HelperForm, forms.Form):
     """Recording the review shown: its site and period come back as hidden fields."""
 
     site = forms.CharField(required=False, widget=forms.HiddenInput)

@@ -1,9 +1,11 @@
-"""The CRF form base: one definition of sections feeds the crispy layout (and the PDF)."""
+"""The CRF form base: one definition of sections feeds the crispy layout (and the PDF); and the
+one way every form is rendered (`HelperForm`)."""
 
 from crispy_forms.bootstrap import InlineRadios
 from crispy_forms.helper import FormHelper
 from crispy_forms.layout import Column, Div, Fieldset, Layout, Row
 from django import forms
+from django.utils.functional import cached_property
 
 from core.limits import format_limit
 
@@ -16,6 +18,30 @@ def loaded_version_field() -> forms.IntegerField:
     save from an older version keeps what others changed meanwhile, or names the fields both
     changed. The view gives it as `initial`."""
     return forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=0)
+
+
+class HelperForm:
+    """The house way to render a form, as the CRFs are: the template writes the <form>, its
+    {% csrf_token %} and its buttons, and `{% crispy form %}` the fields, laid out by the
+    form's crispy `helper`: by default every field in order, one under the other, each in a
+    <div class="`field_wrapper`"> when the form names one (a filter bar's "col-auto"); a form
+    arranges them otherwise by overriding `get_layout()`. Mixed in before the Django form."""
+
+    field_wrapper = ""
+
+    def get_layout(self) -> Layout:
+        if self.field_wrapper:
+            return Layout(*(Div(name, css_class=self.field_wrapper) for name in self.fields))
+        return Layout(*self.fields)
+
+    @cached_property
+    def helper(self) -> FormHelper:
+        # Built when the template first renders the form, with its fields as the view left them.
+        helper = FormHelper()
+        helper.form_tag = False
+        helper.disable_csrf = True
+        helper.layout = self.get_layout()
+        return helper
 
 
 def limits_help(limits) -> str:

@@ -1,11 +1,12 @@
 from django import forms
 
+from core.forms import HelperForm
 from core.submissions import form_token_field
 
 from .models import Signature, SignatureAgreement
 
 
-class QueryOpenForm(forms.Form):
+class QueryOpenForm(HelperForm, forms.Form):
     field_name = forms.ChoiceField(label="Field", required=False)
     question = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
     form_token = form_token_field()
@@ -20,13 +21,13 @@ class QueryOpenForm(forms.Form):
         self.fields["field_name"].choices = [("", "The whole form")] + fields
 
 
-class QueryReplyForm(forms.Form):
+class QueryReplyForm(HelperForm, forms.Form):
     text = forms.CharField(
         label="Message", widget=forms.Textarea(attrs={"rows": 3}), required=False
     )
 
 
-class SignForm(forms.Form):
+class SignForm(HelperForm, forms.Form):
     """Both signature components are asked every time (21 CFR 11.200, strictest reading). A
     first-time signer also accepts the signature agreement (the service enforces it)."""
 
@@ -64,7 +65,8 @@ class UserUnlockForm(forms.Form):
     )
 
 
-class AccessReviewForm(forms.Form):
+class AccessReviewForm(HelperForm, forms.Form):
+    field_wrapper = "col-md-8"  # beside its button (monitoring/user_access.html)
     note = forms.CharField(
         label="Review note",
         widget=forms.Textarea(attrs={"rows": 2}),
