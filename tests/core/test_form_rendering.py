@@ -45,4 +45,4 @@ def test_a_helper_form_renders_its_fields_in_order_without_form_tag_or_token():
 
 
 def test_a_filter_bar_puts_each_field_in_its_column():
-    assert re.search(r'<div class="col-auto"\s*>\s*<div id="div_id_site"', _render(_Bar()))
+    assert re.search(r'<div\s+class="col-auto"\s*>\s*<div id="div_id_site"', _render(_Bar()))
