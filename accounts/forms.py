@@ -1,7 +1,10 @@
 from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+
+from core.forms import HelperForm
 
 
-class SecondFactorForm(forms.Form):
+class SecondFactorForm(HelperForm, forms.Form):
     code = forms.CharField(
         label="Code",
         max_length=32,
@@ -13,7 +16,7 @@ class SecondFactorForm(forms.Form):
     )
 
 
-class EnrolmentForm(forms.Form):
+class EnrolmentForm(HelperForm, forms.Form):
     code = forms.CharField(
         label="First code from the app",
         max_length=10,
@@ -30,3 +33,7 @@ class SecondFactorResetForm(forms.Form):
         max_length=500,
         help_text="e.g. 'Phone lost; identity checked in person'.",
     )
+
+
+class LoginForm(HelperForm, AuthenticationForm):
+    """Django's password step, rendered the house way (templates/registration/login.html)."""

@@ -4,7 +4,7 @@ from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
 
 from core import crf
-from core.forms import DATE_INPUT
+from core.forms import DATE_INPUT, HelperForm
 
 # A period searched or reviewed lies within the dates a trial can have. Its end is read as
 # "before the next day's midnight" (the trail's search, monitoring.audit_review), which has no
@@ -15,7 +15,8 @@ PERIOD_LIMITS = [
 ]
 
 
-class AuditSearchForm(forms.Form):
+class AuditSearchForm(HelperForm, forms.Form):
+    field_wrapper = "col-auto"  # each field a column of the bar
     study_id = forms.CharField(label="Study id", required=False)
     username = forms.CharField(label="User", required=False)
     form_code = forms.ChoiceField(label="Form", required=False)

@@ -2,6 +2,9 @@ from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
+from core.roles import Role, has_role
+from core.scoping import SiteScopedManager
+
 
 class AuditEntry(models.Model):
     """One row per changed field (or one per action): who, when (UTC), what, old, new, why.
@@ -52,6 +55,11 @@ class AuditEntry(models.Model):
     prev_hash = models.CharField(max_length=64, blank=True, db_default="", editable=False)
     row_hash = models.CharField(max_length=64, blank=True, db_default="", editable=False)
 
+    # Site scope (core.scoping) through the row's patient. Rows without a patient (database-
+    # level changes, the study configuration, access reviews) are for administrators only.
+    objects = SiteScopedManager()
+    site_lookup = "patient__site"
+
     class Meta:
         ordering = ["timestamp", "id"]
         indexes = [models.Index(fields=["content_type", "object_id"])]
@@ -73,6 +81,10 @@ class AuditEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit entries cannot be deleted.")
+
+    @classmethod
+    def sees_unsited_rows(cls, user) -> bool:
+        return has_role(user, Role.ADMIN)
 
     @property
     def is_study_configuration(self) -> bool:

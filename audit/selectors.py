@@ -7,7 +7,6 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from core.identifiers import IDENTIFIER_HIDDEN, identifier_fields, identity_site_ids, record_sites
-from core.roles import Role, has_role
 
 from .models import AuditEntry
 
@@ -35,11 +34,8 @@ def study_configuration_rows() -> Q:
 
 def visible_entries(*, user) -> QuerySet[AuditEntry]:
     """The rows of the user's sites. Rows without a patient (database-level changes, system
-    records, access reviews) are for administrators only."""
-    visible = Q(patient__in=Patient.objects.for_user(user))
-    if has_role(user, Role.ADMIN):
-        visible |= Q(patient__isnull=True)
-    return AuditEntry.objects.filter(visible)
+    records, access reviews) are for administrators only (AuditEntry.sees_unsited_rows)."""
+    return AuditEntry.objects.for_user(user)
 
 
 def audit_trail(

@@ -1,6 +1,7 @@
 from datetime import UTC
 
 from django.apps import apps
+from django.conf import settings
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import Http404, StreamingHttpResponse
@@ -39,7 +40,9 @@ def record_history_view(request, model_label, record_uuid):
         model = apps.get_model(model_label)
     except (LookupError, ValueError) as exc:
         raise Http404("Unknown record type.") from exc
-    if not hasattr(model.objects, "for_user"):
+    # A site-scoped record of the audited apps; not the trail itself, nor a PDF job.
+    audited = model._meta.app_label in settings.AUDITED_APPS
+    if not audited or not hasattr(model.objects, "for_user"):
         raise Http404("This record has no history page.")
     instance = model.objects.for_user(request.user).filter(uuid=record_uuid).first()
     if instance is None:

@@ -1,11 +1,13 @@
-"""The CRF form base: one definition of sections feeds the crispy layout (and the PDF)."""
+"""The CRF form base: one definition of sections feeds the crispy layout (and the PDF); and the
+one way every form is rendered (`HelperForm`)."""
 
 from crispy_forms.bootstrap import InlineRadios
 from crispy_forms.helper import FormHelper
 from crispy_forms.layout import Column, Div, Fieldset, Layout, Row
 from django import forms
+from django.utils.functional import cached_property
 
-from core.limits import _fmt
+from core.limits import format_limit
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 DATETIME_INPUT = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
@@ -18,13 +20,37 @@ def loaded_version_field() -> forms.IntegerField:
     return forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=0)
 
 
+class HelperForm:
+    """The house way to render a form, as the CRFs are: the template writes the <form>, its
+    {% csrf_token %} and its buttons, and `{% crispy form %}` the fields, laid out by the
+    form's crispy `helper`: by default every field in order, one under the other, each in a
+    <div class="`field_wrapper`"> when the form names one (a filter bar's "col-auto"); a form
+    arranges them otherwise by overriding `get_layout()`. Mixed in before the Django form."""
+
+    field_wrapper = ""
+
+    def get_layout(self) -> Layout:
+        if self.field_wrapper:
+            return Layout(*(Div(name, css_class=self.field_wrapper) for name in self.fields))
+        return Layout(*self.fields)
+
+    @cached_property
+    def helper(self) -> FormHelper:
+        # Built when the template first renders the form, with its fields as the view left them.
+        helper = FormHelper()
+        helper.form_tag = False
+        helper.disable_csrf = True
+        helper.layout = self.get_layout()
+        return helper
+
+
 def limits_help(limits) -> str:
     parts = []
     if limits.hard_min is not None or limits.hard_max is not None:
-        parts.append(f"plausible {_fmt(limits.hard_min)}-{_fmt(limits.hard_max)}")
+        parts.append(f"plausible {format_limit(limits.hard_min)}-{format_limit(limits.hard_max)}")
     if limits.soft_min is not None or limits.soft_max is not None:
-        lo = _fmt(limits.soft_min) if limits.soft_min is not None else ""
-        hi = _fmt(limits.soft_max) if limits.soft_max is not None else ""
+        lo = format_limit(limits.soft_min) if limits.soft_min is not None else ""
+        hi = format_limit(limits.soft_max) if limits.soft_max is not None else ""
         parts.append(
             f"expected {lo}-{hi}" if lo and hi else f"expected {'>= ' + lo if lo else '<= ' + hi}"
         )
@@ -106,10 +132,6 @@ class CrfForm(forms.ModelForm):
         # Hidden fields (the version, a create form's token) whatever the sections say.
         parts += [n for n, f in self.fields.items() if isinstance(f.widget, forms.HiddenInput)]
         return Layout(*parts)
-
-    @classmethod
-    def section_fields(cls) -> list[tuple[str, list[str]]]:
-        return cls.sections
 
 
 def show_current_version(form: forms.BaseForm, version: int) -> None:

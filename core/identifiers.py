@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from django.db import models
 
 from .roles import Role
+from .scoping import member_site_ids
 
 IDENTIFIER_HIDDEN = "[identifier hidden]"
 ALL_FIELDS = "__all__"
@@ -45,8 +46,13 @@ def identity_site_ids(*, user) -> frozenset[int]:
     if known is not None and not known.intersection(IDENTITY_ROLES):
         return frozenset()
     # Otherwise role and membership in one query (the same count whatever was read before).
-    staff = user.site_memberships.filter(user__groups__name__in=IDENTITY_ROLES)
-    return frozenset(staff.values_list("site_id", flat=True))
+    return member_site_ids(user=user, roles=IDENTITY_ROLES)
+
+
+def can_see_identity(*, user, patient) -> bool:
+    """Whether the user may see this patient's direct identifiers: only staff working at the
+    patient's own site (not monitors, not admins by virtue of being admins)."""
+    return patient.site_id in identity_site_ids(user=user)
 
 
 def record_sites(model: type[models.Model], pks: Iterable[int]) -> dict[int, int]:

@@ -12,7 +12,9 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 
 
-def _fmt(value) -> str:
+def format_limit(value) -> str:
+    """A limit or value as people write it: 10, 2.5, 0.001 (no trailing zeros, no exponent for
+    a Decimal). Shared by the messages here, the form's help texts and the data dictionary."""
     if isinstance(value, Decimal | float):
         return f"{value:g}" if isinstance(value, float) else format(value.normalize(), "f")
     return str(value)
@@ -37,10 +39,11 @@ class Limits:
         lo, hi = self.hard_min, self.hard_max
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             if lo is not None and hi is not None:
-                return f"{label} must be between {_fmt(lo)} and {_fmt(hi)}{self._unit()}."
+                between = f"{format_limit(lo)} and {format_limit(hi)}"
+                return f"{label} must be between {between}{self._unit()}."
             if lo is not None:
-                return f"{label} cannot be below {_fmt(lo)}{self._unit()}."
-            return f"{label} cannot be above {_fmt(hi)}{self._unit()}."
+                return f"{label} cannot be below {format_limit(lo)}{self._unit()}."
+            return f"{label} cannot be above {format_limit(hi)}{self._unit()}."
         return None
 
     def soft_flag(self, value, label: str) -> str | None:
@@ -48,14 +51,24 @@ class Limits:
             return None
         lo, hi = self.soft_min, self.soft_max
         if lo is not None and value < lo:
-            expected = f"{_fmt(lo)}-{_fmt(hi)}" if hi is not None else f">= {_fmt(lo)}"
+            expected = (
+                f"{format_limit(lo)}-{format_limit(hi)}"
+                if hi is not None
+                else f">= {format_limit(lo)}"
+            )
         elif hi is not None and value > hi:
-            expected = f"{_fmt(lo)}-{_fmt(hi)}" if lo is not None else f"<= {_fmt(hi)}"
+            expected = (
+                f"{format_limit(lo)}-{format_limit(hi)}"
+                if lo is not None
+                else f"<= {format_limit(hi)}"
+            )
         else:
             return None
         note = f" ({self.note})" if self.note else ""
         unit = self._unit()
-        return f"{label} {_fmt(value)}{unit} is outside the expected {expected}{unit}{note}."
+        return (
+            f"{label} {format_limit(value)}{unit} is outside the expected {expected}{unit}{note}."
+        )
 
 
 def field_label(model, name: str) -> str:

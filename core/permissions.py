@@ -1,6 +1,5 @@
 from functools import wraps
 
-from django.contrib.auth.mixins import UserPassesTestMixin
 from django.core.exceptions import PermissionDenied
 
 from .roles import has_role
@@ -19,15 +18,3 @@ def role_required(*roles: str):
         return wrapped
 
     return decorator
-
-
-class RoleRequiredMixin(UserPassesTestMixin):
-    allowed_roles: tuple[str, ...] = ()
-
-    def test_func(self):
-        return has_role(self.request.user, *self.allowed_roles)
-
-    def handle_no_permission(self):
-        if self.request.user.is_authenticated:
-            raise PermissionDenied("Your role does not allow this.")
-        return super().handle_no_permission()

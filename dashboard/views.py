@@ -3,7 +3,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from core.roles import Role, has_role
-from followup.selectors import appointments_due_counts
+from followup.selectors import visits_due_counts
 from monitoring.selectors import audit_trail_reviews, query_counts
 from patients.selectors import Stage, patient_list
 from trial.selectors import active_protocol, sites_for_user
@@ -28,7 +28,7 @@ def home(request):
             "stages": stages,
             "patient_total": sum(by_stage.values()),
             "flagged_total": patients.filter(has_flags=True).count(),
-            "visit_counts": appointments_due_counts(user=request.user, today=timezone.localdate()),
+            "visit_counts": visits_due_counts(user=request.user, today=timezone.localdate()),
             "query_counts": query_counts(user=request.user),
             "monitors": monitors,
             "last_review": next(iter(audit_trail_reviews(user=request.user, limit=1)), None)

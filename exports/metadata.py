@@ -15,7 +15,7 @@ from django.db import models
 
 from core import choices as shared_choices
 from core import crf
-from core.limits import Limits, _fmt
+from core.limits import Limits, format_limit
 
 # LOINC codes given by STANDARDS.md §2.6 (confirm each against loinc.org before locking).
 # Keyed by (form code, variable): a form of another protocol simply has none.
@@ -45,11 +45,11 @@ _DATA_TYPES: list[tuple[type, str]] = [
 
 def _range_text(low, high) -> str:
     if low is not None and high is not None:
-        return f"{_fmt(low)} - {_fmt(high)}"
+        return f"{format_limit(low)} - {format_limit(high)}"
     if low is not None:
-        return f">= {_fmt(low)}"
+        return f">= {format_limit(low)}"
     if high is not None:
-        return f"<= {_fmt(high)}"
+        return f"<= {format_limit(high)}"
     return ""
 
 

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import models
 
 from core.models import BaseModel
+from core.scoping import SiteScopedManager
 
 
 def pdf_job_path(instance, filename):
@@ -79,6 +80,12 @@ class PdfJob(BaseModel):
     worker = models.CharField(max_length=200, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
 
+    # Site scope (core.scoping): the job's site, which is its patient's when it has one (set
+    # from the patient on request; a patient never changes site). A job of the whole study
+    # (no site) belongs to no site: its requester sees it (sees_unsited_rows).
+    objects = SiteScopedManager()
+    site_lookup = "site"
+
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
@@ -97,6 +104,10 @@ class PdfJob(BaseModel):
 
     def __str__(self):
         return f"{self.get_kind_display()} ({self.get_status_display()})"
+
+    @classmethod
+    def sees_unsited_rows(cls, user) -> bool:
+        return True
 
     @property
     def is_multi_patient(self) -> bool:

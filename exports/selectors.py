@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from audit.chain import ChainHead, chain_heads
 from audit.models import AuditEntry
@@ -17,7 +17,6 @@ from core import crf
 from core.identifiers import identity_site_ids
 from core.roles import RESULTS_ROLES, has_role
 from patients.models import Consent, CrfRecord, Patient, Visit
-from trial.models import StudySite
 
 from .models import PdfJob
 
@@ -285,9 +284,8 @@ def pdf_jobs_for_user(*, user) -> QuerySet[PdfJob]:
     """The user's own jobs whose patients and sites they may still see (and results reports
     only while their role may read the results)."""
     jobs = (
-        PdfJob.objects.filter(requested_by=user)
-        .filter(Q(site__isnull=True) | Q(site__in=StudySite.objects.for_user(user)))
-        .filter(Q(patient__isnull=True) | Q(patient__in=Patient.objects.for_user(user)))
+        PdfJob.objects.for_user(user)
+        .filter(requested_by=user)
         .select_related("patient", "site", "visit__definition")
     )
     if not has_role(user, *RESULTS_ROLES):

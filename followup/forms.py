@@ -1,6 +1,6 @@
 from django import forms
 
-from core.forms import DATE_INPUT, CrfForm
+from core.forms import DATE_INPUT, CrfForm, HelperForm
 from core.submissions import form_token_field
 
 from .models import AdverseEvent, ConcomitantMedication, EndOfStudy, FollowUpVisit
@@ -73,7 +73,7 @@ class AdverseEventForm(CrfForm):
         return {name: self.cleaned_data[name] for name in AE_FIELDS}
 
 
-class AdverseEventVoidForm(forms.Form):
+class AdverseEventVoidForm(HelperForm, forms.Form):
     reason = forms.CharField(
         label="Reason for voiding",
         widget=forms.Textarea(attrs={"rows": 2}),
@@ -115,7 +115,7 @@ class ConcomitantMedicationForm(CrfForm):
         return {name: self.cleaned_data[name] for name in CM_FIELDS}
 
 
-class ConcomitantMedicationVoidForm(forms.Form):
+class ConcomitantMedicationVoidForm(HelperForm, forms.Form):
     reason = forms.CharField(
         label="Reason for voiding",
         widget=forms.Textarea(attrs={"rows": 2}),
@@ -124,7 +124,7 @@ class ConcomitantMedicationVoidForm(forms.Form):
     )
 
 
-class UnscheduledVisitForm(forms.Form):
+class UnscheduledVisitForm(HelperForm, forms.Form):
     planned_date = forms.DateField(
         label="Planned date",
         required=False,

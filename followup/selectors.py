@@ -315,7 +315,7 @@ def _matches(row: ScheduleRow, show: str) -> bool:
     return row.status == show
 
 
-def appointments_due_list(*, user, today: date, site_code: str = "", show: str = "") -> Schedule:
+def visits_due_list(*, user, today: date, site_code: str = "", show: str = "") -> Schedule:
     """Follow-up visits at the user's sites (patients still in follow-up), with counts of
     visits due this week (target date in the next 7 days, not done), open, overdue and
     missed. A bounded number of queries whatever the number of patients."""
@@ -330,9 +330,9 @@ def appointments_due_list(*, user, today: date, site_code: str = "", show: str =
     return Schedule(rows=[r for r in all_rows if _matches(r, show)], counts=counts)
 
 
-def appointments_due_counts(*, user, today: date) -> dict[str, int]:
+def visits_due_counts(*, user, today: date) -> dict[str, int]:
     """For the home page: {"week": n, "open": n, "overdue": n, "missed": n}."""
-    return appointments_due_list(user=user, today=today).counts
+    return visits_due_list(user=user, today=today).counts
 
 
 # ---- reminders -------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
@@ -25,6 +24,7 @@ from audit.services import app_write, audit_record_change, audited_save
 from core import guards
 from core.choices import NY
 from core.roles import Role
+from core.scoping import site_staff
 from labs.models import Injection
 from patients.models import CrfRecord, Patient, Visit
 from patients.selectors import consent_status
@@ -429,29 +429,9 @@ def adverse_event_create(*, patient: Patient, data: dict, user) -> AdverseEvent:
     return log_entry_create(ADVERSE_EVENTS, patient=patient, data=data, user=user)
 
 
-def adverse_event_update(*, event: AdverseEvent, data: dict, user, reason: str) -> AdverseEvent:
-    return log_entry_update(ADVERSE_EVENTS, entry=event, data=data, user=user, reason=reason)
-
-
-def adverse_event_void(*, event: AdverseEvent, user, reason: str) -> AdverseEvent:
-    return log_entry_void(ADVERSE_EVENTS, entry=event, user=user, reason=reason)
-
-
 def concomitant_medication_create(*, patient: Patient, data: dict, user) -> ConcomitantMedication:
     """A medication may have started before the consent (a prior medication)."""
     return log_entry_create(MEDICATIONS, patient=patient, data=data, user=user)
-
-
-def concomitant_medication_update(
-    *, medication: ConcomitantMedication, data: dict, user, reason: str
-) -> ConcomitantMedication:
-    return log_entry_update(MEDICATIONS, entry=medication, data=data, user=user, reason=reason)
-
-
-def concomitant_medication_void(
-    *, medication: ConcomitantMedication, user, reason: str
-) -> ConcomitantMedication:
-    return log_entry_void(MEDICATIONS, entry=medication, user=user, reason=reason)
 
 
 def followup_visit_check(*, record: FollowUpVisit) -> None:
@@ -491,12 +471,7 @@ class DispatchResult:
 def coordinator_emails(*, site: StudySite) -> list[str]:
     """E-mail addresses of the active coordinators working at `site`."""
     return sorted(
-        get_user_model()
-        .objects.filter(
-            is_active=True,
-            groups__name=Role.COORDINATOR,
-            site_memberships__site=site,
-        )
+        site_staff(site=site, roles=[Role.COORDINATOR])
         .exclude(email="")
         .values_list("email", flat=True)
         .distinct()

@@ -32,13 +32,13 @@ from .selectors import (
     ScheduleFilter,
     VisitStatus,
     adverse_events,
-    appointments_due_list,
     concomitant_medications,
     end_of_study,
     patient_outcomes,
     patient_schedule,
     procedure_day_summary,
     reminder_log,
+    visits_due_list,
 )
 
 SCHEDULE_ROLES = (Role.COORDINATOR, Role.ANDROLOGIST, Role.MONITOR, Role.ADMIN)
@@ -68,7 +68,7 @@ def schedule(request):
     filters = {"site": request.GET.get("site", ""), "show": request.GET.get("show", "")}
     if filters["show"] not in dict(ScheduleFilter.CHOICES):
         filters["show"] = ScheduleFilter.ACTIONABLE
-    result = appointments_due_list(
+    result = visits_due_list(
         user=request.user, today=today, site_code=filters["site"], show=filters["show"]
     )
     return render(

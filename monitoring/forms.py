@@ -1,13 +1,13 @@
 from django import forms
 
 from audit.forms import PERIOD_LIMITS
-from core.forms import DATE_INPUT
+from core.forms import DATE_INPUT, HelperForm
 from core.submissions import form_token_field
 
 from .models import Signature, SignatureAgreement
 
 
-class QueryOpenForm(forms.Form):
+class QueryOpenForm(HelperForm, forms.Form):
     field_name = forms.ChoiceField(label="Field", required=False)
     question = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
     form_token = form_token_field()
@@ -22,13 +22,13 @@ class QueryOpenForm(forms.Form):
         self.fields["field_name"].choices = [("", "The whole form")] + fields
 
 
-class QueryReplyForm(forms.Form):
+class QueryReplyForm(HelperForm, forms.Form):
     text = forms.CharField(
         label="Message", widget=forms.Textarea(attrs={"rows": 3}), required=False
     )
 
 
-class SignForm(forms.Form):
+class SignForm(HelperForm, forms.Form):
     """Both signature components are asked every time (21 CFR 11.200, strictest reading). A
     first-time signer also accepts the signature agreement (the service enforces it)."""
 
@@ -66,7 +66,8 @@ class UserUnlockForm(forms.Form):
     )
 
 
-class AccessReviewForm(forms.Form):
+class AccessReviewForm(HelperForm, forms.Form):
+    field_wrapper = "col-md-8"  # beside its button (monitoring/user_access.html)
     note = forms.CharField(
         label="Review note",
         widget=forms.Textarea(attrs={"rows": 2}),
@@ -77,7 +78,8 @@ class AccessReviewForm(forms.Form):
 # ---- audit-trail review ----------------------------------------------------------------------
 
 
-class AuditReviewForm(forms.Form):
+class AuditReviewForm(HelperForm, forms.Form):
+    field_wrapper = "col-auto"  # each field a column of the bar
     site = forms.ChoiceField(label="Site", required=False)
     date_from = forms.DateField(
         label="From", required=False, widget=DATE_INPUT, validators=PERIOD_LIMITS
@@ -114,7 +116,7 @@ class AuditReviewForm(forms.Form):
         }
 
 
-class AuditReviewRecordForm(forms.Form):
+class AuditReviewRecordForm(HelperForm, forms.Form):
     """Recording the review shown: its site and period come back as hidden fields."""
 
     site = forms.CharField(required=False, widget=forms.HiddenInput)

@@ -4,7 +4,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.utils import timezone
 
 from core.choices import NY
-from core.forms import DATE_INPUT, DATETIME_INPUT, CrfForm, loaded_version_field
+from core.forms import DATE_INPUT, DATETIME_INPUT, CrfForm, HelperForm, loaded_version_field
 from core.submissions import form_token_field
 from core.uploads import NotAScan, identify_scan
 from trial.models import ConsentVersion, StudySite
@@ -22,7 +22,7 @@ from .models import (
 )
 
 
-class PatientEnrolForm(forms.Form):
+class PatientEnrolForm(HelperForm, forms.Form):
     site = forms.ModelChoiceField(queryset=StudySite.objects.none())
     enrolment_date = forms.DateField(widget=DATE_INPUT, initial=timezone.localdate)
     date_of_birth = forms.DateField(widget=DATE_INPUT)
@@ -40,7 +40,7 @@ class PatientEnrolForm(forms.Form):
             self.fields["site"].initial = sites[0]
 
 
-class IdentityForm(forms.ModelForm):
+class IdentityForm(HelperForm, forms.ModelForm):
     reason_for_change = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
     loaded_version = loaded_version_field()
 
@@ -50,7 +50,7 @@ class IdentityForm(forms.ModelForm):
         widgets = {"address": forms.Textarea(attrs={"rows": 2})}
 
 
-class ConsentForm(forms.ModelForm):
+class ConsentForm(HelperForm, forms.ModelForm):
     form_token = form_token_field()
 
     class Meta:
@@ -103,7 +103,7 @@ class ConsentForm(forms.ModelForm):
         return document
 
 
-class ConsentWithdrawForm(forms.Form):
+class ConsentWithdrawForm(HelperForm, forms.Form):
     withdrawn_on = forms.DateField(label="Withdrawal date", widget=DATE_INPUT)
     withdrawal_reason = forms.CharField(label="Reason", widget=forms.Textarea(attrs={"rows": 3}))
 

@@ -7,7 +7,6 @@ from django.db.models import Case, Exists, OuterRef, Q, QuerySet, Value, When
 from django.db.models import CharField as CharFieldExpr
 
 from core import crf
-from core.identifiers import identity_site_ids
 from core.limits import has_soft_limits, soft_limit_q
 from core.roles import DATA_ENTRY_ROLES, Role, has_role
 from trial.models import ConsentVersion, VisitDefinition
@@ -187,12 +186,6 @@ def patient_list(
 def patient_detail_queryset() -> QuerySet[Patient]:
     """Patients with their stage; callers scope it (scoped_object_or_404 / for_user)."""
     return with_stage(Patient.objects.select_related("site", "site__protocol"))
-
-
-def can_see_identity(*, user, patient: Patient) -> bool:
-    """Direct identifiers: only staff working at the patient's own site (not monitors, not
-    admins by virtue of being admins). The rule is core.identifiers', as every surface's."""
-    return patient.site_id in identity_site_ids(user=user)
 
 
 # ---- the visit x form matrix -----------------------------------------------------------------

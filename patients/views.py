@@ -1,6 +1,5 @@
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -12,9 +11,10 @@ from django.views.generic import ListView
 from audit.concurrency import EditConflict, entered_meanwhile, record_version
 from core import crf
 from core.forms import apply_validation_error, show_current_version
+from core.identifiers import can_see_identity
 from core.permissions import role_required
 from core.roles import DATA_ENTRY_ROLES, Role, has_role
-from core.scoping import SiteScopedMixin, scoped_object_or_404
+from core.scoping import SiteScopedMixin, scoped_object_or_404, site_staff
 from core.submissions import Created, already_saved, create_once
 from core.uploads import SizeLimitUploadHandler, scan_type
 from trial.selectors import sites_for_user
@@ -26,7 +26,6 @@ from .models import Consent, Patient
 from .selectors import (
     NoSuchSlot,
     Stage,
-    can_see_identity,
     consent_status,
     crf_slot,
     patient_detail_queryset,
@@ -191,11 +190,7 @@ def consent_document(request, patient_uuid, consent_uuid):
 
 
 def _staff_of(patient):
-    return (
-        get_user_model()
-        .objects.filter(is_active=True, site_memberships__site=patient.site)
-        .order_by("last_name", "username")
-    )
+    return site_staff(site=patient.site).order_by("last_name", "username")
 
 
 @csrf_exempt  # checked by _consent_create, once the size limit is in place

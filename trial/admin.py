@@ -34,7 +34,7 @@ class AuditedConfigAdmin(admin.ModelAdmin):
 class VisitDefinitionInline(admin.TabularInline):
     model = VisitDefinition
     extra = 0
-    # Appointments refer to their visit definition: a visit is never removed from a protocol.
+    # Visits refer to their visit definition: a visit is never removed from a protocol.
     can_delete = False
 
 

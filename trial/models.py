@@ -1,7 +1,6 @@
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.utils import timezone
 
 from core.models import BaseModel
 from core.scoping import SiteScopedManager
@@ -179,10 +178,6 @@ class ConsentVersion(BaseModel):
         if changed:
             label = type(self)._base_manager.values_list("version", flat=True).get(pk=self.pk)
             raise ValidationError({name: signed_version_message(label) for name in changed})
-
-    @property
-    def is_effective(self) -> bool:
-        return self.effective_date <= timezone.localdate()
 
 
 def signed_version_message(label: str) -> str:

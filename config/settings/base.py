@@ -333,10 +333,10 @@ if REMINDER_SENDING_STALE_MINUTES * 60 <= CELERY_TASK_TIME_LIMIT:
 # the app and refuse deletion.
 AUDITED_APPS = ["trial", "patients", "labs", "followup", "monitoring"]
 
-# Audit-trail review (audit/review.py; ICH E6(R3) 4.2.3, EMA 2023 guideline §6.2.2): what the
-# review page flags. Out of hours is read in the site's local time: the night (from 22:00 to
-# 06:00, across midnight) and the weekend, which in Egypt is Friday and Saturday (ISO weekdays
-# 5 and 6, Monday = 1). A site with another weekend changes this.
+# Audit-trail review (monitoring/audit_review.py; ICH E6(R3) 4.2.3, EMA 2023 guideline
+# §6.2.2): what the review page flags. Out of hours is read in the site's local time: the
+# night (from 22:00 to 06:00, across midnight) and the weekend, which in Egypt is Friday and
+# Saturday (ISO weekdays 5 and 6, Monday = 1). A site with another weekend changes this.
 AUDIT_REVIEW_NIGHT_HOURS = (22, 6)
 AUDIT_REVIEW_WEEKEND_DAYS = (5, 6)
 # ALCOA "contemporaneous": a form first entered more than this many days after its date.

@@ -97,7 +97,7 @@ def test_an_adverse_event_has_its_history_page(client, consented_patient, androl
     from django.urls import reverse
     from django.utils import timezone
 
-    from followup.services import adverse_event_create, adverse_event_update
+    from followup.services import ADVERSE_EVENTS, adverse_event_create, log_entry_update
 
     from ..followup.factories import ae_values
 
@@ -105,7 +105,9 @@ def test_an_adverse_event_has_its_history_page(client, consented_patient, androl
     event = adverse_event_create(
         patient=consented_patient, data=ae_values(onset=onset), user=andrologist
     )
-    adverse_event_update(event=event, data={"ctcae_grade": 2}, user=andrologist, reason="Worsened")
+    log_entry_update(
+        ADVERSE_EVENTS, entry=event, data={"ctcae_grade": 2}, user=andrologist, reason="Worsened"
+    )
     client.force_login(andrologist)
     form = client.get(
         reverse("followup:ae-edit", args=[consented_patient.uuid, event.uuid])

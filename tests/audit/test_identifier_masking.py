@@ -20,14 +20,18 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from audit.models import AuditEntry
-from core.identifiers import IDENTIFIER_HIDDEN, identifier_fields, identity_site_ids
+from core.identifiers import (
+    IDENTIFIER_HIDDEN,
+    can_see_identity,
+    identifier_fields,
+    identity_site_ids,
+)
 from core.roles import Role
 from exports import services as export_services
 from exports.models import PdfJob
 from labs.models import HormoneProfile
 from patients import services
 from patients.models import Consent, PatientIdentity
-from patients.selectors import can_see_identity
 
 from ..conftest import enrol, give_consent, make_user
 from ..exports.conftest import pdf_text

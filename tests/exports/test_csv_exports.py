@@ -269,7 +269,7 @@ def test_the_adverse_event_log_exports_with_codes_and_labels_and_no_identifier(
 def test_the_concomitant_medication_log_exports_with_codes_and_labels_and_no_identifier(
     client, coordinator, andrologist, full_patient, other_patient, other_andrologist
 ):
-    from followup.services import concomitant_medication_create, concomitant_medication_void
+    from followup.services import MEDICATIONS, concomitant_medication_create, log_entry_void
 
     from ..followup.factories import cm_values
 
@@ -291,7 +291,7 @@ def test_the_concomitant_medication_log_exports_with_codes_and_labels_and_no_ide
         ),
         user=andrologist,
     )
-    concomitant_medication_void(medication=duplicate, user=andrologist, reason="Duplicate")
+    log_entry_void(MEDICATIONS, entry=duplicate, user=andrologist, reason="Duplicate")
     concomitant_medication_create(
         patient=other_patient, data=cm_values(start=today_minus(3)), user=other_andrologist
     )

@@ -257,7 +257,7 @@ def test_the_casebook_ends_with_the_adverse_event_log(
 def test_the_casebook_ends_with_the_concomitant_medication_log(
     full_patient, coordinator, andrologist, tmp_path
 ):
-    from followup.services import concomitant_medication_create, concomitant_medication_void
+    from followup.services import MEDICATIONS, concomitant_medication_create, log_entry_void
 
     from ..factories import today_minus
     from ..followup.factories import cm_values
@@ -272,7 +272,7 @@ def test_the_casebook_ends_with_the_concomitant_medication_log(
         data=cm_values(start=today_minus(3), medication="Omeprazole", hormone_class="NONE"),
         user=andrologist,
     )
-    concomitant_medication_void(medication=voided, user=andrologist, reason="Wrong patient")
+    log_entry_void(MEDICATIONS, entry=voided, user=andrologist, reason="Wrong patient")
     text = pdf_text(_pdf(full_patient, coordinator), tmp_path)
     assert "Concomitant medications" in text
     assert "Clomiphene citrate" in text and "Male infertility" in text and "50 mg" in text

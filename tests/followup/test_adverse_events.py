@@ -117,12 +117,20 @@ def test_no_event_is_recorded_after_withdrawal(consented_patient, andrologist):
 def test_a_change_needs_a_reason_and_writes_old_and_new(consented_patient, andrologist):
     event = _create(consented_patient, andrologist)
     with pytest.raises(ValidationError) as exc:
-        services.adverse_event_update(
-            event=event, data={"ctcae_grade": 2}, user=andrologist, reason=" "
+        services.log_entry_update(
+            services.ADVERSE_EVENTS,
+            entry=event,
+            data={"ctcae_grade": 2},
+            user=andrologist,
+            reason=" ",
         )
     assert "reason_for_change" in exc.value.message_dict
-    services.adverse_event_update(
-        event=event, data={"ctcae_grade": 2}, user=andrologist, reason="Needed analgesics"
+    services.log_entry_update(
+        services.ADVERSE_EVENTS,
+        entry=event,
+        data={"ctcae_grade": 2},
+        user=andrologist,
+        reason="Needed analgesics",
     )
     row = AuditEntry.objects.get(object_id=event.pk, field_name="ctcae_grade", action="update")
     assert (row.old_value, row.new_value, row.reason) == ("1", "2", "Needed analgesics")
@@ -130,12 +138,18 @@ def test_a_change_needs_a_reason_and_writes_old_and_new(consented_patient, andro
 
 def test_a_voided_event_stays_in_the_log(client, consented_patient, andrologist):
     event = _create(consented_patient, andrologist)
-    services.adverse_event_void(event=event, user=andrologist, reason="Wrong patient")
+    services.log_entry_void(
+        services.ADVERSE_EVENTS, entry=event, user=andrologist, reason="Wrong patient"
+    )
     assert AdverseEvent.objects.filter(pk=event.pk, voided_at__isnull=False).exists()
     assert AuditEntry.objects.filter(object_id=event.pk, action="void").exists()
     with pytest.raises(ValidationError):
-        services.adverse_event_update(
-            event=event, data={"ctcae_grade": 2}, user=andrologist, reason="x"
+        services.log_entry_update(
+            services.ADVERSE_EVENTS,
+            entry=event,
+            data={"ctcae_grade": 2},
+            user=andrologist,
+            reason="x",
         )
     client.force_login(andrologist)
     html = client.get(reverse("followup:ae-list", args=[consented_patient.uuid])).content.decode()

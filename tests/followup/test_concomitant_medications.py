@@ -177,8 +177,8 @@ def test_nothing_is_recorded_or_changed_after_withdrawal(consented_patient, andr
     with pytest.raises(ValidationError, match="Consent was withdrawn"):
         _create(consented_patient, andrologist)
     with pytest.raises(ValidationError, match="Consent was withdrawn"):
-        services.concomitant_medication_void(
-            medication=medication, user=andrologist, reason="Duplicate"
+        services.log_entry_void(
+            services.MEDICATIONS, entry=medication, user=andrologist, reason="Duplicate"
         )
 
 
@@ -211,12 +211,16 @@ def test_a_casebook_signature_locks_the_log_until_unlocked(
     with pytest.raises(ValidationError, match="casebook was signed .* locked"):
         _create(consented_patient, andrologist)
     with pytest.raises(ValidationError, match="locked"):
-        services.concomitant_medication_update(
-            medication=medication, data={"dose": 100}, user=andrologist, reason="Dose doubled"
+        services.log_entry_update(
+            services.MEDICATIONS,
+            entry=medication,
+            data={"dose": 100},
+            user=andrologist,
+            reason="Dose doubled",
         )
     with pytest.raises(ValidationError, match="locked"):
-        services.concomitant_medication_void(
-            medication=medication, user=andrologist, reason="Duplicate"
+        services.log_entry_void(
+            services.MEDICATIONS, entry=medication, user=andrologist, reason="Duplicate"
         )
     signature_unlock(signature=signature, reason="Medication log to complete", user=admin_user)
     assert _create(consented_patient, andrologist).number == 2
@@ -238,12 +242,16 @@ def test_a_visit_signature_does_not_lock_the_log(
 def test_a_change_needs_a_reason_and_writes_old_and_new(consented_patient, andrologist):
     medication = _create(consented_patient, andrologist)
     with pytest.raises(ValidationError) as exc:
-        services.concomitant_medication_update(
-            medication=medication, data={"dose": 100}, user=andrologist, reason=" "
+        services.log_entry_update(
+            services.MEDICATIONS, entry=medication, data={"dose": 100}, user=andrologist, reason=" "
         )
     assert "reason_for_change" in exc.value.message_dict
-    services.concomitant_medication_update(
-        medication=medication, data={"dose": 100}, user=andrologist, reason="Dose doubled"
+    services.log_entry_update(
+        services.MEDICATIONS,
+        entry=medication,
+        data={"dose": 100},
+        user=andrologist,
+        reason="Dose doubled",
     )
     row = AuditEntry.objects.get(object_id=medication.pk, field_name="dose", action="update")
     assert (row.old_value, row.new_value, row.reason) == ("50", "100", "Dose doubled")
@@ -252,15 +260,15 @@ def test_a_change_needs_a_reason_and_writes_old_and_new(consented_patient, andro
 
 def test_a_voided_medication_stays_in_the_log(client, consented_patient, andrologist):
     medication = _create(consented_patient, andrologist)
-    services.concomitant_medication_void(
-        medication=medication, user=andrologist, reason="Wrong patient"
+    services.log_entry_void(
+        services.MEDICATIONS, entry=medication, user=andrologist, reason="Wrong patient"
     )
     assert ConcomitantMedication.objects.filter(pk=medication.pk, voided_at__isnull=False).exists()
     row = AuditEntry.objects.get(object_id=medication.pk, action="void", field_name="void_reason")
     assert row.reason == "Wrong patient"
     with pytest.raises(ValidationError, match="voided"):
-        services.concomitant_medication_update(
-            medication=medication, data={"dose": 100}, user=andrologist, reason="x"
+        services.log_entry_update(
+            services.MEDICATIONS, entry=medication, data={"dose": 100}, user=andrologist, reason="x"
         )
     client.force_login(andrologist)
     html = client.get(reverse("followup:cm-list", args=[consented_patient.uuid])).content.decode()
@@ -269,8 +277,12 @@ def test_a_voided_medication_stays_in_the_log(client, consented_patient, androlo
 
 def test_a_medication_has_its_history_page(client, consented_patient, andrologist):
     medication = _create(consented_patient, andrologist)
-    services.concomitant_medication_update(
-        medication=medication, data={"frequency": "BID"}, user=andrologist, reason="Reassessed"
+    services.log_entry_update(
+        services.MEDICATIONS,
+        entry=medication,
+        data={"frequency": "BID"},
+        user=andrologist,
+        reason="Reassessed",
     )
     client.force_login(andrologist)
     form = client.get(
@@ -384,7 +396,9 @@ def test_the_follow_up_and_patient_pages_link_the_log(client, site, andrologist)
     _create(patient, andrologist)
     _create(patient, andrologist, medication="Paracetamol", hormone_class="NONE")
     voided = _create(patient, andrologist, medication="Ibuprofen", hormone_class="NONE")
-    services.concomitant_medication_void(medication=voided, user=andrologist, reason="Duplicate")
+    services.log_entry_void(
+        services.MEDICATIONS, entry=voided, user=andrologist, reason="Duplicate"
+    )
     client.force_login(andrologist)
     html = client.get(reverse("followup:patient-followup", args=[patient.uuid])).content.decode()
     assert "Concomitant medications (2)" in html

@@ -8,10 +8,10 @@ from demo.followup import seed_followup_demo
 from followup.models import ConcomitantMedication, FollowUpVisit, Reminder
 from followup.selectors import (
     VisitStatus,
-    appointments_due_list,
     end_of_study,
     patient_outcomes,
     procedure_date,
+    visits_due_list,
 )
 from patients.selectors import consent_status
 
@@ -35,7 +35,7 @@ def test_the_demo_has_patients_at_every_stage(protocol, site, other_site):
     assert sum(1 for o in outcomes.values() if o.followup_analyses and not o.responder) == 2
     assert sum(1 for p in patients if procedure_date(patient=p) is None) == 1  # not released
     assert sum(1 for p in patients if end_of_study(patient=p)) == 1
-    schedule = appointments_due_list(user=users["coordinator"], today=timezone.localdate())
+    schedule = visits_due_list(user=users["coordinator"], today=timezone.localdate())
     statuses = {r.status for r in schedule.rows}
     assert {VisitStatus.OVERDUE, VisitStatus.MISSED, VisitStatus.OPEN} <= statuses
     # Medications: a hormone-active one stopped before consent, others still taken; the

@@ -78,7 +78,9 @@ def test_a_medication_stopped_before_the_period_or_voided_does_not_count(treated
     # Clomiphene stopped before the procedure (a prior medication).
     _medication(treated, andrologist, start_days_ago=400, end_days_ago=250)
     voided = _medication(treated, andrologist, start_days_ago=100)
-    services.concomitant_medication_void(medication=voided, user=andrologist, reason="Duplicate")
+    services.log_entry_void(
+        services.MEDICATIONS, entry=voided, user=andrologist, reason="Duplicate"
+    )
     with pytest.raises(ValidationError) as exc:
         _visit_form(treated, andrologist, "M4", 80, "Y")
     assert "Record it in the log first" in exc.value.message_dict[FIELD][0]

@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from followup import services
-from followup.selectors import VisitStatus, appointments_due_counts, appointments_due_list
+from followup.selectors import VisitStatus, visits_due_counts, visits_due_list
 
 from .factories import save, treated_patient
 
@@ -30,7 +30,7 @@ def _rows(schedule):
 
 
 def test_the_schedule_lists_what_needs_action_at_the_users_sites(clinic, coordinator):
-    schedule = appointments_due_list(user=coordinator, today=TODAY())
+    schedule = visits_due_list(user=coordinator, today=TODAY())
     ids = {key: p.study_id for key, p in clinic.items()}
     assert _rows(schedule) == {
         (ids["week"], "M4"): VisitStatus.OPEN,
@@ -40,17 +40,17 @@ def test_the_schedule_lists_what_needs_action_at_the_users_sites(clinic, coordin
         (ids["missed"], "M6"): VisitStatus.OPEN,
     }
     assert schedule.counts == {"week": 1, "open": 3, "overdue": 1, "missed": 1}
-    week = appointments_due_list(user=coordinator, today=TODAY(), show="week")
+    week = visits_due_list(user=coordinator, today=TODAY(), show="week")
     assert _rows(week) == {(ids["week"], "M4"): VisitStatus.OPEN}
-    overdue = appointments_due_list(user=coordinator, today=TODAY(), show="overdue")
+    overdue = visits_due_list(user=coordinator, today=TODAY(), show="overdue")
     assert _rows(overdue) == {(ids["overdue"], "M4"): VisitStatus.OVERDUE}
 
 
 def test_the_site_filter_and_the_monitors_view(clinic, monitor):
     ids = {key: p.study_id for key, p in clinic.items()}
-    everything = appointments_due_list(user=monitor, today=TODAY(), show="overdue")
+    everything = visits_due_list(user=monitor, today=TODAY(), show="overdue")
     assert {r.patient.study_id for r in everything.rows} == {ids["overdue"], ids["elsewhere"]}
-    other = appointments_due_list(user=monitor, today=TODAY(), site_code="AND", show="overdue")
+    other = visits_due_list(user=monitor, today=TODAY(), site_code="AND", show="overdue")
     assert {r.patient.study_id for r in other.rows} == {ids["elsewhere"]}
 
 
@@ -65,7 +65,7 @@ def test_ended_patients_leave_the_schedule(clinic, coordinator, andrologist):
         status="WITHDRAWAL BY SUBJECT",
         withdrawal_reason="Travel",
     )
-    counts = appointments_due_counts(user=coordinator, today=TODAY())
+    counts = visits_due_counts(user=coordinator, today=TODAY())
     assert counts["overdue"] == 0
 
 

@@ -3,7 +3,7 @@ fetch (every page of the access matrix with real objects, the audit trail and it
 page by page, record histories, every CSV and the export ZIP, the ODM, the PDFs built by the
 PDF jobs, the Django admin for the admin) is read and searched for the identity's name,
 phone, national id and address, old and new (each identity was edited once, so the audit
-trail holds both). Who may see them: staff of the patient's own site (patients.selectors.
+trail holds both). Who may see them: staff of the patient's own site (core.identifiers.
 can_see_identity); the positive control shows the scan finds them there."""
 
 import math
@@ -13,11 +13,11 @@ from django.db import transaction
 from django.urls import reverse
 
 from audit.models import AuditEntry
+from core.identifiers import can_see_identity
 from core.roles import Role
 from exports.models import PdfJob
 from monitoring.audit_review_views import REVIEW_CSV
 from patients.models import Patient
-from patients.selectors import can_see_identity
 from patients.services import patient_enrol
 
 from ..exports.conftest import celery_conf
