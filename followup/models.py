@@ -12,6 +12,7 @@ from django.db.models import Q
 from core.choices import NY
 from core.limits import Limits
 from core.models import BaseModel
+from core.rules import end_date_or_ongoing
 from core.scoping import SiteScopedManager
 from patients.models import CrfRecord, Examination, Patient, Visit
 from trial.models import VisitDefinition
@@ -275,12 +276,14 @@ class AdverseEvent(BaseModel):
 
     def clean(self):
         errors: dict[str, str] = {}
-        if self.end_date and self.onset_date and self.end_date < self.onset_date:
-            errors["end_date"] = "The end date cannot precede the onset."
-        if self.ongoing and self.end_date:
-            errors["end_date"] = "An ongoing event has no end date: clear it or untick ongoing."
-        elif not self.ongoing and not self.end_date:
-            errors["end_date"] = "Give the end date, or tick ongoing."
+        if message := end_date_or_ongoing(
+            start=self.onset_date,
+            end=self.end_date,
+            ongoing=self.ongoing,
+            what="event",
+            start_word="onset",
+        ):
+            errors["end_date"] = message
         criteria = self.seriousness_criteria
         if self.serious == NY.NO and criteria:
             errors["serious"] = (
@@ -480,14 +483,14 @@ class ConcomitantMedication(BaseModel):
 
     def clean(self):
         errors: dict[str, str] = {}
-        if self.end_date and self.start_date and self.end_date < self.start_date:
-            errors["end_date"] = "The end date cannot precede the start."
-        if self.ongoing and self.end_date:
-            errors["end_date"] = (
-                "An ongoing medication has no end date: clear it or untick ongoing."
-            )
-        elif not self.ongoing and not self.end_date:
-            errors["end_date"] = "Give the end date, or tick ongoing."
+        if message := end_date_or_ongoing(
+            start=self.start_date,
+            end=self.end_date,
+            ongoing=self.ongoing,
+            what="medication",
+            start_word="start",
+        ):
+            errors["end_date"] = message
         if self.dose is not None and self.dose <= 0:
             errors["dose"] = "The dose is above 0; leave it empty when it is not known."
         elif self.dose is not None and not self.dose_unit:
