@@ -2,7 +2,7 @@
 extensions and visit reminders. Visits themselves are `patients.Visit` rows (one per patient
 per visit definition), created by `followup.services`."""
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models import Q
 
 from core.choices import NY
+from core.jobs import JobClaim
 from core.limits import Limits
 from core.models import BaseModel
 from core.rules import end_date_or_ongoing
@@ -574,19 +575,20 @@ class Reminder(BaseModel):
     def __str__(self):
         return f"{self.get_kind_display()} {self.visit}"
 
-    @classmethod
-    def abandoned_before(cls, *, now: datetime) -> datetime:
-        """A claim made before this instant is abandoned: no live sender holds a reminder
-        that long (REMINDER_SENDING_STALE_MINUTES, longer than the job's time limit)."""
-        return now - timedelta(minutes=settings.REMINDER_SENDING_STALE_MINUTES)
 
-    @classmethod
-    def claimable(cls, *, now: datetime) -> Q:
-        """The rows a run may claim: pending, failed, or sending since before
-        abandoned_before(). A row left sending without a claim time (before claimed_at
-        existed) counts from its last save."""
-        before = cls.abandoned_before(now=now)
-        abandoned = Q(status=cls.Status.SENDING) & (
-            Q(claimed_at__lt=before) | Q(claimed_at__isnull=True, updated_at__lt=before)
-        )
-        return Q(status__in=[cls.Status.PENDING, cls.Status.FAILED]) | abandoned
+def _reminder_stale_after() -> timedelta:
+    return timedelta(minutes=settings.REMINDER_SENDING_STALE_MINUTES)
+
+
+# A run claims a reminder (pending or failed) to send it; a claim older than
+# REMINDER_SENDING_STALE_MINUTES (longer than the job's time limit, so no live sender holds
+# it) was left by a sender that died: the next run takes it. A row left sending without a
+# claim time (before claimed_at existed) counts from its last save. The claim time is the token.
+REMINDER_CLAIM = JobClaim(
+    model=Reminder,
+    free=(Reminder.Status.PENDING, Reminder.Status.FAILED),
+    held=Reminder.Status.SENDING,
+    token="claimed_at",
+    alive=("claimed_at", "updated_at"),
+    stale_after=_reminder_stale_after,
+)
