@@ -2,15 +2,19 @@ from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
+from core.models import AppendOnlyModel
 from core.roles import Role, has_role
 from core.scoping import SiteScopedManager
 
 
-class AuditEntry(models.Model):
+class AuditEntry(AppendOnlyModel):
     """One row per changed field (or one per action): who, when (UTC), what, old, new, why.
 
     Append-only: the application refuses to update or delete a row, and on PostgreSQL a
     trigger refuses UPDATE/DELETE from plain SQL too (migration 0002)."""
+
+    change_refused = "Audit entries cannot be changed."
+    delete_refused = "Audit entries cannot be deleted."
 
     class Action(models.TextChoices):
         CREATE = "create", "Created"
@@ -74,14 +78,6 @@ class AuditEntry(models.Model):
             f"{self.timestamp:%Y-%m-%d %H:%M:%S} {self.user_name} {self.action} {self.object_repr}"
         )
 
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise PermissionError("Audit entries cannot be changed.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise PermissionError("Audit entries cannot be deleted.")
-
     @classmethod
     def sees_unsited_rows(cls, user) -> bool:
         return has_role(user, Role.ADMIN)
@@ -113,9 +109,12 @@ class AuditChainHead(models.Model):
         return f"{self.chain} #{self.seq} {self.row_hash[:16]}"
 
 
-class AuthEvent(models.Model):
+class AuthEvent(AppendOnlyModel):
     """Logins, failed logins, logouts, lockouts and changes of roles or sites (ICH E6(R3)
     4.2.2: account and access changes are kept). Append-only like AuditEntry."""
+
+    change_refused = "Authentication events cannot be changed."
+    delete_refused = "Authentication events cannot be deleted."
 
     class Kind(models.TextChoices):
         LOGIN = "login", "Logged in"
@@ -149,11 +148,3 @@ class AuthEvent(models.Model):
 
     def __str__(self):
         return f"{self.timestamp:%Y-%m-%d %H:%M:%S} {self.kind} {self.username}"
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise PermissionError("Authentication events cannot be changed.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise PermissionError("Authentication events cannot be deleted.")

@@ -1,5 +1,5 @@
 from collections.abc import Iterable, Iterator
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from itertools import islice
 
 from django.contrib.contenttypes.models import ContentType
@@ -138,3 +138,42 @@ def hide_identifiers(entries: Iterable[AuditEntry], *, user) -> Iterator[AuditEn
     while batch := list(islice(rows, MASK_BATCH)):
         hide_identifiers_in(batch, visible_sites=visible_sites)
         yield from batch
+
+
+AUDIT_TRAIL_CSV_COLUMNS = [
+    "timestamp_utc",
+    "user",
+    "action",
+    "study_id",
+    "form",
+    "record",
+    "field",
+    "old_value",
+    "new_value",
+    "reason",
+    "ip_address",
+    "user_agent",
+    "channel",
+]
+
+
+def audit_trail_csv_rows(entries: Iterable[AuditEntry]) -> Iterator[list]:
+    """The audit trail's CSV: the header, then one row per entry (identifiers already hidden
+    by `hide_identifiers`)."""
+    yield AUDIT_TRAIL_CSV_COLUMNS
+    for e in entries:
+        yield [
+            e.timestamp.astimezone(UTC).isoformat(),
+            e.user_name,
+            e.action,
+            e.patient.study_id if e.patient_id else "",
+            e.form_code,
+            e.object_repr,
+            e.field_name,
+            e.old_value,
+            e.new_value,
+            e.reason,
+            e.ip_address or "",
+            e.user_agent,
+            e.channel,
+        ]

@@ -1,36 +1,18 @@
-from datetime import UTC
-
 from django.apps import apps
 from django.conf import settings
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404
 from django.shortcuts import render
 from django.utils import timezone
 
-from core.csv import csv_lines
+from core.csv import streaming_csv_response
 from core.permissions import role_required
 from core.roles import AUDIT_ROLES, Role
 
 from .chain import parse_anchor, verify_audit_trail
 from .forms import AuditSearchForm
-from .selectors import audit_trail, hide_identifiers, record_history
-
-CSV_COLUMNS = [
-    "timestamp_utc",
-    "user",
-    "action",
-    "study_id",
-    "form",
-    "record",
-    "field",
-    "old_value",
-    "new_value",
-    "reason",
-    "ip_address",
-    "user_agent",
-    "channel",
-]
+from .selectors import audit_trail, audit_trail_csv_rows, hide_identifiers, record_history
 
 
 def record_history_view(request, model_label, record_uuid):
@@ -63,26 +45,6 @@ def record_history_view(request, model_label, record_uuid):
     )
 
 
-def _csv_rows(entries):
-    yield CSV_COLUMNS
-    for e in entries:
-        yield [
-            e.timestamp.astimezone(UTC).isoformat(),
-            e.user_name,
-            e.action,
-            e.patient.study_id if e.patient_id else "",
-            e.form_code,
-            e.object_repr,
-            e.field_name,
-            e.old_value,
-            e.new_value,
-            e.reason,
-            e.ip_address or "",
-            e.user_agent,
-            e.channel,
-        ]
-
-
 @role_required(*AUDIT_ROLES)
 def audit_trail_view(request):
     form = AuditSearchForm(request.GET or None)
@@ -90,10 +52,10 @@ def audit_trail_view(request):
     entries = audit_trail(user=request.user, **{k: v for k, v in filters.items() if v})
     if request.GET.get("format") == "csv":
         rows = hide_identifiers(entries.iterator(chunk_size=2000), user=request.user)
-        response = StreamingHttpResponse(csv_lines(_csv_rows(rows)), content_type="text/csv")
         stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-        response["Content-Disposition"] = f'attachment; filename="audit-trail-{stamp}.csv"'
-        return response
+        return streaming_csv_response(
+            audit_trail_csv_rows(rows), filename=f"audit-trail-{stamp}.csv"
+        )
     page = Paginator(entries, 50).get_page(request.GET.get("page"))
     page.object_list = list(hide_identifiers(page.object_list, user=request.user))
     params = request.GET.copy()

@@ -176,8 +176,9 @@ def bench_pdf(coordinator, repeat: int) -> None:
     from weasyprint.text.fonts import FontConfiguration
 
     from core import crf
+    from core.pdf import PDF_BASE_URL, static_url_fetcher
     from exports.metadata import crf_layout
-    from exports.pdf import PDF_BASE_URL, crf_document, crf_document_pdf, static_url_fetcher
+    from exports.pdf import crf_document, crf_document_pdf
     from exports.selectors import crf_content_types, patient_data
     from patients.models import Patient
 

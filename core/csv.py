@@ -6,6 +6,9 @@ cell whose text begins with `=`, `+`, `-`, `@`, tab or carriage return as a form
 cell gets a leading `'`, which the spreadsheet shows as text. A reason for change typed as
 `=HYPERLINK("http://evil","click")` then reads as that text, not a link.
 
+`streaming_csv_response(rows, filename=...)` is the one way a view sends a CSV: the rows come
+from a selector, a generator that yields the header row first, then one row per record.
+
 Numbers are data, not formulas: a negative value (`-3.5`, a % change of `-12.50`) must reach
 the statistician as a number, so a cell that is an int, float or Decimal, or a string that is
 exactly a number, is written unchanged. Only CSV goes through here: the ODM XML export keeps
@@ -16,6 +19,8 @@ import re
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any, Protocol
+
+from django.http import StreamingHttpResponse
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 # A plain decimal number, optionally signed, with an optional exponent: "-3.5", "+2", "-1e-05".
@@ -69,3 +74,13 @@ def csv_lines(rows: Iterable[Iterable[Any]]) -> Iterator[str]:
     writer = Writer(_Echo())
     for row in rows:
         yield writer.writerow(row)
+
+
+def streaming_csv_response(
+    rows: Iterable[Iterable[Any]], *, filename: str, content_type: str = "text/csv"
+) -> StreamingHttpResponse:
+    """A CSV download written row by row as it is sent (`rows`: the header row first), as an
+    attachment named `filename`."""
+    response = StreamingHttpResponse(csv_lines(rows), content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

@@ -31,6 +31,30 @@ class BaseModel(models.Model):
         abstract = True
 
 
+class AppendOnlyModel(models.Model):
+    """A record that is never changed once written (audit entries, signatures, reviews...):
+    `save()` of a stored row raises PermissionError(`change_refused`), and `delete()` raises
+    PermissionError(`delete_refused`) unless that is None. Each subclass states its own
+    messages. The database refuses the same in SQL where a trigger is installed (the
+    `append_only = True` flag, audit/dbtriggers.py). Abstract: no field, no table."""
+
+    change_refused: str = "This record cannot be changed."
+    delete_refused: str | None = "This record cannot be deleted."
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise PermissionError(self.change_refused)
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        if self.delete_refused is not None:
+            raise PermissionError(self.delete_refused)
+        return super().delete(*args, **kwargs)
+
+
 class FormSubmission(models.Model):
     """A create form's one-time token, taken when the form is first saved (core.submissions).
     A second POST of the same form (a double click, a resubmit after a lost response) finds

@@ -1,67 +1,20 @@
-"""CRF PDFs: what goes on the page (built from PatientData and the CRF layouts) and how it is
-rendered (render_to_string -> WeasyPrint, static files and fonts read from disk).
+"""CRF PDFs: what goes on the page (built from PatientData and the CRF layouts); rendered by
+core.pdf.render_pdf (render_to_string -> WeasyPrint, static files and fonts read from disk).
 
 Nothing here queries the database: selectors load the data, this module arranges it."""
 
-import mimetypes
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from urllib.parse import unquote, urlsplit
-
-import weasyprint
-from django.conf import settings
-from django.contrib.staticfiles import finders
-from django.template.loader import render_to_string
-from django.utils._os import safe_join
-from weasyprint.text.fonts import FontConfiguration
 
 from audit.models import AuditEntry
 from core.identifiers import IDENTIFIER_HIDDEN, identifier_fields
+from core.pdf import render_pdf
 from patients.models import CrfRecord, Visit
 from reports.selectors import patient_charts_from_loaded
 from trial.models import Protocol
 
 from .metadata import CrfItem, CrfLayout
 from .selectors import OpenQuery, PatientData, SignatureLine
-
-# Relative URLs in the PDF templates resolve against this made-up origin; the URL fetcher
-# below answers only for the app's own static files, so nothing is fetched over the network.
-PDF_BASE_URL = "https://edc.invalid/"
-
-
-# ---- rendering -------------------------------------------------------------------------------
-
-
-def static_url_fetcher(url: str) -> dict:
-    """WeasyPrint URL fetcher: STATIC_URL paths come from the static files on disk (the
-    finders, or STATIC_ROOT after collectstatic); anything else is refused."""
-    path = unquote(urlsplit(url).path)
-    prefix = urlsplit(settings.STATIC_URL).path
-    if path.startswith(prefix):
-        relative = path[len(prefix) :]
-        found = finders.find(relative)
-        if not found and settings.STATIC_ROOT:
-            candidate = Path(safe_join(str(settings.STATIC_ROOT), relative))
-            found = str(candidate) if candidate.is_file() else None
-        if found:
-            mime_type, _ = mimetypes.guess_type(found)
-            return {
-                "file_obj": open(found, "rb"),  # noqa: SIM115 (WeasyPrint closes it)
-                "mime_type": mime_type,
-                "redirected_url": url,
-            }
-    raise ValueError(f"PDFs use only the application's own static files, not {url}")
-
-
-def html_to_pdf(html: str) -> bytes:
-    return weasyprint.HTML(
-        string=html, base_url=PDF_BASE_URL, url_fetcher=static_url_fetcher
-    ).write_pdf(font_config=FontConfiguration())
-
-
-def render_pdf(*, template_name: str, context: dict) -> bytes:
-    return html_to_pdf(render_to_string(template_name, context))
 
 
 def utc_stamp(moment: datetime) -> str:

@@ -47,6 +47,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core import crf
+from core.jobs import JobClaim
 from core.roles import RESULTS_ROLES, Role, has_role
 from patients.models import Patient, Visit
 from reports.exports import results_filename, results_pdf
@@ -96,6 +97,18 @@ def stale_after() -> timedelta:
 
 def heartbeat_stale() -> timedelta:
     return timedelta(seconds=settings.PDF_JOB_HEARTBEAT_STALE_SECONDS)
+
+
+# Claimed `queued -> running`; a build whose heartbeat (or start) is older than
+# PDF_JOB_HEARTBEAT_STALE_SECONDS lost its worker. Every claim adds an attempt: the token.
+PDF_JOB_CLAIM = JobClaim(
+    model=PdfJob,
+    free=(PdfJob.Status.QUEUED,),
+    held=PdfJob.Status.RUNNING,
+    token="attempts",
+    alive=("heartbeat_at", "started_at"),
+    stale_after=heartbeat_stale,
+)
 
 
 def resend_after() -> timedelta:
@@ -301,7 +314,7 @@ def _abandoned(row: dict, now: datetime) -> Abandoned | None:
     started = row["started_at"] or now
     beat = row["heartbeat_at"] or started
     if not (
-        beat < now - heartbeat_stale()
+        PDF_JOB_CLAIM.is_stale(row, now=now)
         or now - started > stale_after()
         or _worker_is_gone(row["worker"])
     ):
@@ -314,9 +327,7 @@ def _abandoned(row: dict, now: datetime) -> Abandoned | None:
 
 def _still_held(row: dict):
     """The job as it was read: no claim happened since (every claim adds an attempt)."""
-    return PdfJob.objects.filter(
-        pk=row["pk"], status=PdfJob.Status.RUNNING, attempts=row["attempts"]
-    )
+    return PDF_JOB_CLAIM.held_by(pk=row["pk"], token=row["attempts"])
 
 
 def _fail_abandoned(row: dict, why: Abandoned, now: datetime) -> bool:
@@ -340,7 +351,6 @@ def _fail_abandoned(row: dict, why: Abandoned, now: datetime) -> bool:
 
 def _claim_fields(now: datetime) -> dict:
     return {
-        "status": PdfJob.Status.RUNNING,
         "started_at": now,
         "heartbeat_at": now,
         "worker": _this_worker(),
@@ -355,7 +365,7 @@ def pdf_job_claim(*, job_id: int) -> bool:
     """Take the job for this worker: queued, or running but abandoned (its worker is gone).
     A conditional UPDATE decides, so two workers never both get it."""
     now = timezone.now()
-    if PdfJob.objects.filter(pk=job_id, status=PdfJob.Status.QUEUED).update(**_claim_fields(now)):
+    if PDF_JOB_CLAIM.claim(pk=job_id, now=now, take_stale=False, **_claim_fields(now)):
         return True
     running = PdfJob.objects.filter(pk=job_id, status=PdfJob.Status.RUNNING)
     row = running.values(*_RUNNING_FIELDS).first()
@@ -363,7 +373,7 @@ def pdf_job_claim(*, job_id: int) -> bool:
     if why is None or _fail_abandoned(row, why, now):
         return False
     logger.warning("PDF job %s taken over (%s, was %s)", job_id, why, row["worker"] or "?")
-    return _still_held(row).update(**_claim_fields(now)) == 1
+    return PDF_JOB_CLAIM.take_over(pk=job_id, token=row["attempts"], **_claim_fields(now))
 
 
 def pdf_job_recheck_in(*, job_id: int) -> float:
@@ -373,8 +383,7 @@ def pdf_job_recheck_in(*, job_id: int) -> float:
     now = timezone.now()
     if not row or not row["started_at"]:
         return 1.0
-    beat = row["heartbeat_at"] or row["started_at"]
-    due = min(row["started_at"] + stale_after(), beat + heartbeat_stale())
+    due = min(row["started_at"] + stale_after(), PDF_JOB_CLAIM.stale_at(row))
     return max(1.0, (due - now).total_seconds() + 1)
 
 
@@ -403,9 +412,9 @@ class _Heartbeat:
         try:
             while not self.stopped.wait(settings.PDF_JOB_HEARTBEAT_SECONDS):
                 try:
-                    PdfJob.objects.filter(
-                        pk=self.job_id, status=PdfJob.Status.RUNNING, attempts=self.attempts
-                    ).update(heartbeat_at=timezone.now())
+                    PDF_JOB_CLAIM.held_by(pk=self.job_id, token=self.attempts).update(
+                        heartbeat_at=timezone.now()
+                    )
                 except DatabaseError:  # reconnect at the next beat
                     logger.warning("PDF job %s: heartbeat not written", self.job_id)
                     connection.close()
@@ -430,7 +439,7 @@ def _write_reconnecting(write):
 
 def _job_of_this_build(job: PdfJob):
     """The job while this build holds it (a takeover adds an attempt)."""
-    return PdfJob.objects.filter(pk=job.pk, status=PdfJob.Status.RUNNING, attempts=job.attempts)
+    return PDF_JOB_CLAIM.held_by(pk=job.pk, token=job.attempts)
 
 
 def pdf_job_progress(*, job: PdfJob, done: int) -> None:

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from core import crf
-from core.csv import csv_lines
+from core.csv import streaming_csv_response
 from core.permissions import role_required
 from core.roles import RESULTS_ROLES, Role, has_role
 from core.scoping import scoped_object_or_404
@@ -224,9 +224,7 @@ def blank_crf(request, code):
 # ---- exports for the statistician (streamed) -------------------------------------------------
 
 
-def _csv_response(lines, filename: str) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
-    return _attachment(response, filename)
+CSV_TYPE = "text/csv; charset=utf-8"
 
 
 @role_required(*EXPORT_ROLES)
@@ -234,45 +232,50 @@ def _csv_response(lines, filename: str) -> StreamingHttpResponse:
 def form_csv(request, code):
     if not crf.is_registered(code):
         raise Http404("Unknown form.")
-    return _csv_response(
-        csv_lines(form_rows(user=request.user, code=code)),
-        f"{_registry()}_{code}_{_stamp()}.csv",
+    return streaming_csv_response(
+        form_rows(user=request.user, code=code),
+        filename=f"{_registry()}_{code}_{_stamp()}.csv",
+        content_type=CSV_TYPE,
     )
 
 
 @role_required(*EXPORT_ROLES)
 @require_GET
 def analysis_csv(request):
-    return _csv_response(
-        csv_lines(analysis_rows(user=request.user, protocol=active_protocol())),
-        f"{_registry()}_analysis_{_stamp()}.csv",
+    return streaming_csv_response(
+        analysis_rows(user=request.user, protocol=active_protocol()),
+        filename=f"{_registry()}_analysis_{_stamp()}.csv",
+        content_type=CSV_TYPE,
     )
 
 
 @role_required(*EXPORT_ROLES)
 @require_GET
 def adverse_events_csv(request):
-    return _csv_response(
-        csv_lines(adverse_event_rows(user=request.user)),
-        f"{_registry()}_adverse_events_{_stamp()}.csv",
+    return streaming_csv_response(
+        adverse_event_rows(user=request.user),
+        filename=f"{_registry()}_adverse_events_{_stamp()}.csv",
+        content_type=CSV_TYPE,
     )
 
 
 @role_required(*EXPORT_ROLES)
 @require_GET
 def concomitant_medications_csv(request):
-    return _csv_response(
-        csv_lines(concomitant_medication_rows(user=request.user)),
-        f"{_registry()}_concomitant_medications_{_stamp()}.csv",
+    return streaming_csv_response(
+        concomitant_medication_rows(user=request.user),
+        filename=f"{_registry()}_concomitant_medications_{_stamp()}.csv",
+        content_type=CSV_TYPE,
     )
 
 
 @role_required(*EXPORT_ROLES)
 @require_GET
 def dictionary_csv(request):
-    return _csv_response(
-        csv_lines(dictionary_rows(protocol=active_protocol())),
-        f"{_registry()}_data_dictionary_{_stamp()}.csv",
+    return streaming_csv_response(
+        dictionary_rows(protocol=active_protocol()),
+        filename=f"{_registry()}_data_dictionary_{_stamp()}.csv",
+        content_type=CSV_TYPE,
     )
 
 

@@ -2,7 +2,7 @@
 extensions and visit reminders. Visits themselves are `patients.Visit` rows (one per patient
 per visit definition), created by `followup.services`."""
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -10,8 +10,10 @@ from django.db import models
 from django.db.models import Q
 
 from core.choices import NY
+from core.jobs import JobClaim
 from core.limits import Limits
 from core.models import BaseModel
+from core.rules import end_date_or_ongoing
 from core.scoping import SiteScopedManager
 from patients.models import CrfRecord, Examination, Patient, Visit
 from trial.models import VisitDefinition
@@ -275,12 +277,14 @@ class AdverseEvent(BaseModel):
 
     def clean(self):
         errors: dict[str, str] = {}
-        if self.end_date and self.onset_date and self.end_date < self.onset_date:
-            errors["end_date"] = "The end date cannot precede the onset."
-        if self.ongoing and self.end_date:
-            errors["end_date"] = "An ongoing event has no end date: clear it or untick ongoing."
-        elif not self.ongoing and not self.end_date:
-            errors["end_date"] = "Give the end date, or tick ongoing."
+        if message := end_date_or_ongoing(
+            start=self.onset_date,
+            end=self.end_date,
+            ongoing=self.ongoing,
+            what="event",
+            start_word="onset",
+        ):
+            errors["end_date"] = message
         criteria = self.seriousness_criteria
         if self.serious == NY.NO and criteria:
             errors["serious"] = (
@@ -480,14 +484,14 @@ class ConcomitantMedication(BaseModel):
 
     def clean(self):
         errors: dict[str, str] = {}
-        if self.end_date and self.start_date and self.end_date < self.start_date:
-            errors["end_date"] = "The end date cannot precede the start."
-        if self.ongoing and self.end_date:
-            errors["end_date"] = (
-                "An ongoing medication has no end date: clear it or untick ongoing."
-            )
-        elif not self.ongoing and not self.end_date:
-            errors["end_date"] = "Give the end date, or tick ongoing."
+        if message := end_date_or_ongoing(
+            start=self.start_date,
+            end=self.end_date,
+            ongoing=self.ongoing,
+            what="medication",
+            start_word="start",
+        ):
+            errors["end_date"] = message
         if self.dose is not None and self.dose <= 0:
             errors["dose"] = "The dose is above 0; leave it empty when it is not known."
         elif self.dose is not None and not self.dose_unit:
@@ -571,19 +575,20 @@ class Reminder(BaseModel):
     def __str__(self):
         return f"{self.get_kind_display()} {self.visit}"
 
-    @classmethod
-    def abandoned_before(cls, *, now: datetime) -> datetime:
-        """A claim made before this instant is abandoned: no live sender holds a reminder
-        that long (REMINDER_SENDING_STALE_MINUTES, longer than the job's time limit)."""
-        return now - timedelta(minutes=settings.REMINDER_SENDING_STALE_MINUTES)
 
-    @classmethod
-    def claimable(cls, *, now: datetime) -> Q:
-        """The rows a run may claim: pending, failed, or sending since before
-        abandoned_before(). A row left sending without a claim time (before claimed_at
-        existed) counts from its last save."""
-        before = cls.abandoned_before(now=now)
-        abandoned = Q(status=cls.Status.SENDING) & (
-            Q(claimed_at__lt=before) | Q(claimed_at__isnull=True, updated_at__lt=before)
-        )
-        return Q(status__in=[cls.Status.PENDING, cls.Status.FAILED]) | abandoned
+def _reminder_stale_after() -> timedelta:
+    return timedelta(minutes=settings.REMINDER_SENDING_STALE_MINUTES)
+
+
+# A run claims a reminder (pending or failed) to send it; a claim older than
+# REMINDER_SENDING_STALE_MINUTES (longer than the job's time limit, so no live sender holds
+# it) was left by a sender that died: the next run takes it. A row left sending without a
+# claim time (before claimed_at existed) counts from its last save. The claim time is the token.
+REMINDER_CLAIM = JobClaim(
+    model=Reminder,
+    free=(Reminder.Status.PENDING, Reminder.Status.FAILED),
+    held=Reminder.Status.SENDING,
+    token="claimed_at",
+    alive=("claimed_at", "updated_at"),
+    stale_after=_reminder_stale_after,
+)

@@ -34,7 +34,14 @@ from patients.models import Consent, Patient, Visit
 from patients.selectors import PatientRecord, Stage, with_stage
 from trial.models import VisitDefinition
 
-from .models import AdverseEvent, ConcomitantMedication, EndOfStudy, FollowUpVisit, Reminder
+from .models import (
+    REMINDER_CLAIM,
+    AdverseEvent,
+    ConcomitantMedication,
+    EndOfStudy,
+    FollowUpVisit,
+    Reminder,
+)
 
 FOLLOWUP_KINDS = (VisitDefinition.Kind.SCHEDULED, VisitDefinition.Kind.UNSCHEDULED)
 LAST_VISIT_OVERDUE_DAYS = 30
@@ -346,7 +353,7 @@ class ReminderDue:
 
 def reminders_due(*, today: date) -> list[ReminderDue]:
     """Reminders to send today, not yet sent nor being sent (a claim abandoned by a sender
-    that died is to send again: Reminder.claimable): `window_opens_soon` from the
+    that died is to send again: REMINDER_CLAIM): `window_opens_soon` from the
     protocol's reminder_lead_days before a window opens until it opens, `overdue` while a
     visit is overdue. Patients withdrawn or at the end of the study get none."""
     visits = _followup_visits(Visit.objects.filter(target_date__isnull=False))
@@ -362,7 +369,7 @@ def reminders_due(*, today: date) -> list[ReminderDue]:
             due.append(ReminderDue(visit, Reminder.Kind.OVERDUE))
     handled = set(  # sent, or being sent by a run that is still alive
         Reminder.objects.filter(visit__in=[d.visit.pk for d in due])
-        .exclude(Reminder.claimable(now=timezone.now()))
+        .exclude(REMINDER_CLAIM.claimable(now=timezone.now()))
         .values_list("visit_id", "kind")
     )
     return [d for d in due if (d.visit.pk, d.kind) not in handled]

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
@@ -31,7 +30,14 @@ from patients.selectors import consent_status
 from patients.services import ensure_data_entry_allowed, visit_anchor
 from trial.models import StudySite, VisitDefinition
 
-from .models import AdverseEvent, ConcomitantMedication, FollowUpVisit, Reminder, VisitExtension
+from .models import (
+    REMINDER_CLAIM,
+    AdverseEvent,
+    ConcomitantMedication,
+    FollowUpVisit,
+    Reminder,
+    VisitExtension,
+)
 from .selectors import (
     ReminderDue,
     end_of_study,
@@ -509,15 +515,16 @@ def _reminder_send(*, due: ReminderDue, today: date, recipients_by_site: dict) -
 
     The row is unique per visit and kind; the claim is one conditional UPDATE from a
     claimable status (pending, failed, or sending but abandoned by a sender that died:
-    Reminder.claimable) to sending, stamped with its time. Two runs at once never both
+    REMINDER_CLAIM, core.jobs) to sending, stamped with its time. Two runs at once never both
     hold it: PostgreSQL re-checks the condition of the second UPDATE once the first has
     committed, and a fresh claim no longer matches it."""
     reminder, _ = Reminder.objects.get_or_create(
         visit=due.visit, kind=due.kind, defaults={"due_on": today}
     )
     claimed_at = timezone.now()
-    claimed = Reminder.objects.filter(Reminder.claimable(now=claimed_at), pk=reminder.pk).update(
-        status=Reminder.Status.SENDING,
+    claimed = REMINDER_CLAIM.claim(
+        pk=reminder.pk,
+        now=claimed_at,
         claimed_at=claimed_at,
         attempts=F("attempts") + 1,
         due_on=today,
@@ -545,9 +552,9 @@ def _reminder_send(*, due: ReminderDue, today: date, recipients_by_site: dict) -
             outcome["sent_at"] = timezone.now()
     # Recorded only while this run still holds its claim: a sender so slow that another run
     # took the row over leaves that run's result as it is.
-    Reminder.objects.filter(
-        pk=reminder.pk, status=Reminder.Status.SENDING, claimed_at=claimed_at
-    ).update(**outcome, updated_at=timezone.now())
+    REMINDER_CLAIM.held_by(pk=reminder.pk, token=claimed_at).update(
+        **outcome, updated_at=timezone.now()
+    )
     return outcome["status"]
 
 
@@ -580,7 +587,7 @@ def reminders_recheck_in() -> timedelta | None:
     now = timezone.now()
     oldest = (
         Reminder.objects.filter(status=Reminder.Status.SENDING)
-        .exclude(Reminder.claimable(now=now))
+        .exclude(REMINDER_CLAIM.claimable(now=now))
         .annotate(since=Coalesce("claimed_at", "updated_at"))
         .order_by("since")
         .values_list("since", flat=True)
@@ -588,8 +595,7 @@ def reminders_recheck_in() -> timedelta | None:
     )
     if oldest is None:
         return None
-    stale = timedelta(minutes=settings.REMINDER_SENDING_STALE_MINUTES)
-    return max(oldest + stale - now, timedelta(0)) + timedelta(minutes=1)
+    return max(oldest + REMINDER_CLAIM.stale_after() - now, timedelta(0)) + timedelta(minutes=1)
 
 
 def ensure_not_after_end_of_study(*, record) -> None:

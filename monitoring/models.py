@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
-from core.models import BaseModel
+from core.models import AppendOnlyModel, BaseModel
 from core.scoping import SiteScopedManager
 from patients.models import Patient, Visit
 
@@ -72,9 +72,12 @@ class QueryMessage(BaseModel):
         return f"{self.get_kind_display()} on {self.query}"
 
 
-class Signature(models.Model):
+class Signature(AppendOnlyModel):
     """21 CFR 11.50/11.70: who signed, when (UTC), what it means, and a SHA-256 of exactly the
     data it covers. Never changed: unlocking adds a SignatureRevocation."""
+
+    change_refused = "A signature cannot be changed or re-pointed."
+    delete_refused = "A signature cannot be deleted."
 
     # PostgreSQL refuses UPDATE of its rows (audit/dbtriggers.py).
     append_only = True
@@ -119,17 +122,12 @@ class Signature(models.Model):
         what = f"visit {self.visit.label}" if self.visit_id else "casebook"
         return f"{self.patient} {what} signed by {self.signer_full_name}"
 
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise PermissionError("A signature cannot be changed or re-pointed.")
-        super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
-        raise PermissionError("A signature cannot be deleted.")
-
-
-class SignatureRevocation(models.Model):
+class SignatureRevocation(AppendOnlyModel):
     """An administrator's unlock: voids the signature so the data can be corrected."""
+
+    change_refused = "An unlock record cannot be changed."
+    delete_refused = None  # its delete() was never refused by the application
 
     # PostgreSQL refuses UPDATE of its rows (audit/dbtriggers.py).
     append_only = True
@@ -147,16 +145,14 @@ class SignatureRevocation(models.Model):
     def __str__(self):
         return f"Unlock of {self.signature}"
 
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise PermissionError("An unlock record cannot be changed.")
-        super().save(*args, **kwargs)
 
-
-class AccessReview(models.Model):
+class AccessReview(AppendOnlyModel):
     """An administrator's periodic review of who may do what where (ICH E6(R3) 4.3.8; 21 CFR
     11.10(d)). Append-only like the audit trail: the next review adds a row. The access list
     as it stood is kept with it, so the record shows what was reviewed, not only that it was."""
+
+    change_refused = "An access review cannot be changed."
+    delete_refused = "An access review cannot be deleted."
 
     # PostgreSQL refuses UPDATE of its rows (audit/dbtriggers.py).
     append_only = True
@@ -174,20 +170,15 @@ class AccessReview(models.Model):
     def __str__(self):
         return f"Access review of {self.reviewed_at:%Y-%m-%d %H:%M} UTC"
 
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise PermissionError("An access review cannot be changed.")
-        super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
-        raise PermissionError("An access review cannot be deleted.")
-
-
-class SignatureAgreement(models.Model):
+class SignatureAgreement(AppendOnlyModel):
     """A signer's acknowledgement, given once before their first e-signature, that it is the
     legally binding equivalent of their handwritten signature and that they are accountable
     for what is signed under it (21 CFR 11.10(j), 11.100(c); STANDARDS P11-10). Append-only;
     the statement is copied so the record reads the same if the wording changes later."""
+
+    change_refused = "A signature agreement cannot be changed."
+    delete_refused = "A signature agreement cannot be deleted."
 
     # PostgreSQL refuses UPDATE of its rows (audit/dbtriggers.py).
     append_only = True
@@ -207,20 +198,15 @@ class SignatureAgreement(models.Model):
     def __str__(self):
         return f"Signature agreement of {self.user} ({self.agreed_at:%Y-%m-%d %H:%M} UTC)"
 
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise PermissionError("A signature agreement cannot be changed.")
-        super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
-        raise PermissionError("A signature agreement cannot be deleted.")
-
-
-class SourceVerification(models.Model):
+class SourceVerification(AppendOnlyModel):
     """A monitor's source data verification (SDV) of one form: its values were checked against
     the source documents (ICH E6(R3) risk-based monitoring). Keeps a SHA-256 of the values as
     verified, so a later change shows the form as changed since verification. Append-only:
     verifying again adds a row."""
+
+    change_refused = "A source verification cannot be changed."
+    delete_refused = "A source verification cannot be deleted."
 
     # PostgreSQL refuses UPDATE of its rows (audit/dbtriggers.py).
     append_only = True
@@ -250,19 +236,14 @@ class SourceVerification(models.Model):
     def __str__(self):
         return f"SDV of {self.form_code} {self.sequence} ({self.patient}) by {self.verified_by}"
 
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise PermissionError("A source verification cannot be changed.")
-        super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
-        raise PermissionError("A source verification cannot be deleted.")
-
-
-class AuditTrailReview(models.Model):
+class AuditTrailReview(AppendOnlyModel):
     """A monitor's or administrator's record that the audit trail of a site and period was
     reviewed, what the review page found and what was done (ICH E6(R3) 4.2.3: the review is
     planned and documented; STANDARDS P11-20). Append-only; the counts are kept as they were."""
+
+    change_refused = "An audit-trail review cannot be changed."
+    delete_refused = "An audit-trail review cannot be deleted."
 
     # PostgreSQL refuses UPDATE of its rows (audit/dbtriggers.py).
     append_only = True
@@ -283,11 +264,3 @@ class AuditTrailReview(models.Model):
 
     def __str__(self):
         return f"Audit-trail review {self.date_from}..{self.date_to} by {self.reviewed_by}"
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise PermissionError("An audit-trail review cannot be changed.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise PermissionError("An audit-trail review cannot be deleted.")

@@ -4,6 +4,7 @@ the consent audit; for administrators, the user access list."""
 import hashlib
 import json
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -521,3 +522,79 @@ def audit_trail_reviews(*, user, limit: int = 20) -> list[AuditTrailReview]:
             if len(found) == limit:
                 break
     return found
+
+
+# ---- CSV downloads (core.csv.streaming_csv_response): the header row, then the rows ---------
+
+CONSENT_AUDIT_CSV_COLUMNS = [
+    "study_id",
+    "site",
+    "consent_state",
+    "version_signed",
+    "current_version",
+    "signed_at_utc",
+    "obtained_by",
+    "witness",
+    "document",
+    "withdrawn_on",
+    "withdrawal_reason",
+    "first_data_date",
+    "problems",
+]
+
+
+def consent_audit_csv_rows(rows: Iterable[ConsentAuditRow]) -> Iterator[list]:
+    yield CONSENT_AUDIT_CSV_COLUMNS
+    for r in rows:
+        yield [
+            r.patient.study_id,
+            r.patient.site.code,
+            r.state,
+            r.version,
+            r.current_version,
+            r.signed_at.astimezone(UTC).isoformat() if r.signed_at else "",
+            r.obtained_by,
+            r.witness,
+            "present" if r.document_present else "missing",
+            r.withdrawn_on.isoformat() if r.withdrawn_on else "",
+            r.withdrawal_reason,
+            r.first_data_date.isoformat() if r.first_data_date else "",
+            "; ".join(r.problems),
+        ]
+
+
+USER_ACCESS_CSV_COLUMNS = [
+    "username",
+    "full_name",
+    "roles",
+    "sites",
+    "superuser",
+    "staff",
+    "active",
+    "date_joined_utc",
+    "last_login_utc",
+    "signature_agreement_utc",
+]
+
+
+def user_access_csv_rows(rows: Iterable[UserAccess]) -> Iterator[list]:
+    yield USER_ACCESS_CSV_COLUMNS
+    for row in rows:
+        values = row.as_dict()
+        values["roles"], values["sites"] = "; ".join(row.roles), "; ".join(row.sites)
+        yield [values[c] for c in USER_ACCESS_CSV_COLUMNS]
+
+
+def access_history_csv_rows(rows: Iterable[UserAccess]) -> Iterator[list]:
+    """The access changes of every user (UserAccess.changes), newest first per user."""
+    yield ["timestamp_utc", "username", "change", "detail", "changed_by", "ip"]
+    for row in rows:
+        for e in row.changes:
+            yield [
+                e.timestamp.astimezone(UTC).isoformat(),
+                e.username,
+                e.kind,
+                e.detail,
+                e.actor_name,
+                e.ip_address or "",
+            ]

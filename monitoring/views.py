@@ -1,10 +1,8 @@
-from datetime import UTC
-
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
@@ -14,7 +12,7 @@ from accounts.lockout import locked_usernames, lockout_lift
 from accounts.selectors import users_with_authenticator
 from accounts.services import second_factor_reset
 from core import crf
-from core.csv import csv_lines
+from core.csv import streaming_csv_response
 from core.forms import apply_validation_error
 from core.permissions import role_required
 from core.roles import DATA_ENTRY_ROLES, Role, has_role
@@ -36,11 +34,14 @@ from .models import DataQuery, Signature
 from .selectors import (
     CONSENT_PROBLEMS,
     SdvStatus,
+    access_history_csv_rows,
     access_reviews,
+    consent_audit_csv_rows,
     consent_audit_rows,
     covered_records,
     query_list,
     sdv_worklist,
+    user_access_csv_rows,
     user_access_list,
     visit_is_complete,
 )
@@ -234,52 +235,12 @@ def unlock_view(request, signature_uuid):
 # ---- consent audit ---------------------------------------------------------------------------
 
 
-def _consent_csv(rows):
-    yield from csv_lines(_consent_rows(rows))
-
-
-def _consent_rows(rows):
-    yield [
-        "study_id",
-        "site",
-        "consent_state",
-        "version_signed",
-        "current_version",
-        "signed_at_utc",
-        "obtained_by",
-        "witness",
-        "document",
-        "withdrawn_on",
-        "withdrawal_reason",
-        "first_data_date",
-        "problems",
-    ]
-    for r in rows:
-        yield [
-            r.patient.study_id,
-            r.patient.site.code,
-            r.state,
-            r.version,
-            r.current_version,
-            r.signed_at.astimezone(UTC).isoformat() if r.signed_at else "",
-            r.obtained_by,
-            r.witness,
-            "present" if r.document_present else "missing",
-            r.withdrawn_on.isoformat() if r.withdrawn_on else "",
-            r.withdrawal_reason,
-            r.first_data_date.isoformat() if r.first_data_date else "",
-            "; ".join(r.problems),
-        ]
-
-
 @role_required(*MONITOR_ROLES)
 def consent_audit_view(request):
     site, problem = request.GET.get("site", ""), request.GET.get("problem", "")
     rows = consent_audit_rows(user=request.user, site_code=site, problem=problem)
     if request.GET.get("format") == "csv":
-        response = StreamingHttpResponse(_consent_csv(rows), content_type="text/csv")
-        response["Content-Disposition"] = 'attachment; filename="consent-audit.csv"'
-        return response
+        return streaming_csv_response(consent_audit_csv_rows(rows), filename="consent-audit.csv")
     return render(
         request,
         "monitoring/consent_audit.html",
@@ -296,61 +257,17 @@ def consent_audit_view(request):
 
 # ---- user access (administrators) ------------------------------------------------------------
 
-USER_COLUMNS = [
-    "username",
-    "full_name",
-    "roles",
-    "sites",
-    "superuser",
-    "staff",
-    "active",
-    "date_joined_utc",
-    "last_login_utc",
-    "signature_agreement_utc",
-]
-
-
-def _user_access_csv(rows):
-    yield from csv_lines(_user_access_rows(rows))
-
-
-def _user_access_rows(rows):
-    yield USER_COLUMNS
-    for row in rows:
-        values = row.as_dict()
-        values["roles"], values["sites"] = "; ".join(row.roles), "; ".join(row.sites)
-        yield [values[c] for c in USER_COLUMNS]
-
-
-def _access_history_csv(rows):
-    yield from csv_lines(_access_history_rows(rows))
-
-
-def _access_history_rows(rows):
-    yield ["timestamp_utc", "username", "change", "detail", "changed_by", "ip"]
-    for row in rows:
-        for e in row.changes:
-            yield [
-                e.timestamp.astimezone(UTC).isoformat(),
-                e.username,
-                e.kind,
-                e.detail,
-                e.actor_name,
-                e.ip_address or "",
-            ]
-
 
 @role_required(Role.ADMIN)
 def user_access_view(request):
     rows = user_access_list()
-    export = {"csv": _user_access_csv, "history-csv": _access_history_csv}.get(
-        request.GET.get("format", "")
-    )
+    export = {
+        "csv": (user_access_csv_rows, "user-access"),
+        "history-csv": (access_history_csv_rows, "user-access-history"),
+    }.get(request.GET.get("format", ""))
     if export is not None:
-        name = "user-access" if export is _user_access_csv else "user-access-history"
-        response = StreamingHttpResponse(export(rows), content_type="text/csv")
-        response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
-        return response
+        csv_rows, name = export
+        return streaming_csv_response(csv_rows(rows), filename=f"{name}.csv")
     reviews = access_reviews()
     return render(
         request,

@@ -2,13 +2,10 @@
 `reports.selectors.Results` the page shows, so the three never disagree."""
 
 from datetime import date
-from pathlib import Path
-from urllib.parse import urlsplit
 
-from django.conf import settings
-from django.contrib.staticfiles import finders
-from django.template.loader import render_to_string
 from django.utils import timezone
+
+from core.pdf import render_pdf
 
 from .selectors import Results, ResultsTable
 from .statistics import PValue, Summary
@@ -167,30 +164,8 @@ def results_csv_rows(*, results: Results) -> list[list[str]]:
 # ---- PDF -------------------------------------------------------------------------------------
 
 
-def static_url_fetcher(url: str, timeout: int = 10, ssl_context=None) -> dict:
-    """WeasyPrint's fetcher: files under STATIC_URL are read from disk (the staticfiles
-    finders), anything else is refused, so rendering a PDF never goes over the network."""
-    path = urlsplit(url).path
-    if not path.startswith(settings.STATIC_URL):
-        raise ValueError(f"Only static files are available to the PDF renderer, not {url}")
-    found = finders.find(path[len(settings.STATIC_URL) :])
-    if not found:
-        raise ValueError(f"Static file not found: {path}")
-    mime = "text/css" if found.endswith(".css") else None
-    return {"string": Path(found).read_bytes(), "mime_type": mime, "redirected_url": url}
-
-
-# Relative and /static/ URLs resolve against this; the fetcher serves them from disk.
-PDF_BASE_URL = "https://edc.invalid/"
-
-
 def results_pdf(*, results: Results, user) -> bytes:
-    import weasyprint  # heavy import (Pango): only when a PDF is asked for
-
-    html = render_to_string(
-        "reports/results_pdf.html",
-        {"results": results, "generated_at": timezone.now(), "generated_by": user},
+    return render_pdf(
+        template_name="reports/results_pdf.html",
+        context={"results": results, "generated_at": timezone.now(), "generated_by": user},
     )
-    return weasyprint.HTML(
-        string=html, base_url=PDF_BASE_URL, url_fetcher=static_url_fetcher
-    ).write_pdf()

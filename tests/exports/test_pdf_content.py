@@ -9,8 +9,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core import crf
+from core.pdf import PDF_BASE_URL, static_url_fetcher
 from exports.metadata import crf_layout
-from exports.pdf import PDF_BASE_URL, crf_document, crf_document_pdf, static_url_fetcher
+from exports.pdf import crf_document, crf_document_pdf
 from exports.selectors import crf_content_types, patient_data
 from labs.forms import HormoneProfileForm
 

@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from scipy import stats
 
-from reports.exports import static_url_fetcher
+from core.pdf import static_url_fetcher
 from reports.selectors import study_results
 from reports.statistics import RULES
 
@@ -291,7 +291,8 @@ def pdf_text(content: bytes, tmp_path) -> str:
 
 def test_the_pdf_renderer_reads_static_files_from_disk_and_nothing_else():
     css = static_url_fetcher("https://edc.invalid/static/reports/results-print.css")
-    assert b"@page" in css["string"]
+    with css["file_obj"] as handle:
+        assert b"@page" in handle.read()
     with pytest.raises(ValueError, match="Only static files"):
         static_url_fetcher("https://example.org/tracker.png")
 
