@@ -10,7 +10,7 @@ What is flagged (night hours, weekend days, late-entry days, weak reasons) is in
 import calendar
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
@@ -29,7 +29,12 @@ from django.db.models.functions import (
 from django.utils import timezone
 
 from audit.models import AuditEntry
-from audit.selectors import hide_identifiers_in, study_configuration_rows, visible_entries
+from audit.selectors import (
+    hide_identifiers,
+    hide_identifiers_in,
+    study_configuration_rows,
+    visible_entries,
+)
 from core import crf
 from core.identifiers import identity_site_ids
 from core.roles import Role, has_role
@@ -464,3 +469,153 @@ class AuditReview:
                 self.outside_application.count() if self.sees_database_changes else None
             ),
         }
+
+
+# The sections as CSV rows (header first), streamed by the review page.
+def _utc(value) -> str:
+    return value.astimezone(UTC).isoformat() if value else ""
+
+
+def _per_user_csv(review):
+    yield [
+        "user",
+        "records_created",
+        "fields_changed",
+        "records_voided",
+        "changes_with_weak_reason",
+        "last_activity_utc",
+    ]
+    for r in review.per_user:
+        yield [
+            r.user_name,
+            r.records_created,
+            r.fields_changed,
+            r.records_voided,
+            r.weak_reasons,
+            _utc(r.last_at),
+        ]
+
+
+def _after_signature_csv(review):
+    yield [
+        "timestamp_utc",
+        "user",
+        "action",
+        "site",
+        "study_id",
+        "form",
+        "record",
+        "field",
+        "old_value",
+        "new_value",
+        "reason",
+        "signature_scope",
+        "signature_visit",
+        "signed_by",
+        "signed_at_utc",
+        "signature_voided_at_utc",
+    ]
+    for r in review.after_signature:
+        e, s = r.entry, r.signature
+        revocation = getattr(s, "revocation", None)
+        yield [
+            _utc(e.timestamp),
+            e.user_name,
+            e.action,
+            e.patient.site.code,
+            e.patient.study_id,
+            e.form_code,
+            e.object_repr,
+            e.field_name,
+            e.old_value,
+            e.new_value,
+            e.reason,
+            s.scope,
+            s.visit.label if s.visit_id else "",
+            s.signer_full_name,
+            _utc(s.signed_at),
+            _utc(revocation.revoked_at) if revocation else "",
+        ]
+
+
+def _out_of_hours_csv(review):
+    yield [
+        "timestamp_utc",
+        "local_time",
+        "why",
+        "user",
+        "action",
+        "site",
+        "study_id",
+        "form",
+        "record",
+        "fields",
+        "reason",
+    ]
+    for r in review.out_of_hours:
+        yield [
+            _utc(r.at),
+            r.local.isoformat(),
+            r.why,
+            r.user_name,
+            r.action,
+            r.site_code,
+            r.study_id,
+            r.form_code,
+            r.object_repr,
+            r.fields,
+            r.reason,
+        ]
+
+
+def _late_csv(review):
+    yield [
+        "entered_at_utc",
+        "entered_on_local",
+        "assessment_date",
+        "days_late",
+        "user",
+        "site",
+        "study_id",
+        "form",
+        "record",
+        "voided",
+    ]
+    for r in review.late:
+        yield [
+            _utc(r.entered_at),
+            r.entered_on.isoformat(),
+            r.assessment_date.isoformat(),
+            r.days_late,
+            r.user_name,
+            r.site_code,
+            r.study_id,
+            r.form_code,
+            r.object_repr,
+            "yes" if r.voided else "",
+        ]
+
+
+def _outside_application_csv(review):
+    yield ["timestamp_utc", "database_user", "action", "table_row", "field", "old", "new"]
+    rows = review.outside_application.iterator(chunk_size=2000)
+    for e in hide_identifiers(rows, user=review.user):
+        yield [
+            _utc(e.timestamp),
+            e.user_name,
+            e.action,
+            e.object_repr,
+            e.field_name,
+            e.old_value,
+            e.new_value,
+        ]
+
+
+# Each section's CSV rows, the header first (the page's CSV buttons).
+REVIEW_CSV = {
+    "per-user": _per_user_csv,
+    "after-signature": _after_signature_csv,
+    "out-of-hours": _out_of_hours_csv,
+    "late": _late_csv,
+    "outside-application": _outside_application_csv,
+}

@@ -16,7 +16,7 @@ from audit.models import AuditEntry
 from core.identifiers import can_see_identity
 from core.roles import Role
 from exports.models import PdfJob
-from monitoring.audit_review_views import REVIEW_CSV
+from monitoring.audit_review import REVIEW_CSV
 from patients.models import Patient
 from patients.services import patient_enrol
 
