@@ -15,7 +15,22 @@ PERIOD_LIMITS = [
 ]
 
 
-class AuditSearchForm(HelperForm, forms.Form):
+class PeriodInOrderMixin:
+    """A search over `date_from`..`date_to` (the trail's search, the audit review): the end
+    may not come before the start."""
+
+    def clean(self):
+        cleaned = super().clean()
+        if (
+            cleaned.get("date_from")
+            and cleaned.get("date_to")
+            and cleaned["date_from"] > cleaned["date_to"]
+        ):
+            self.add_error("date_to", "The end date is before the start date.")
+        return cleaned
+
+
+class AuditSearchForm(PeriodInOrderMixin, HelperForm, forms.Form):
     field_wrapper = "col-auto"  # each field a column of the bar
     study_id = forms.CharField(label="Study id", required=False)
     username = forms.CharField(label="User", required=False)
@@ -43,13 +58,3 @@ class AuditSearchForm(HelperForm, forms.Form):
         self.fields["form_code"].choices = [("", "Any form")] + sorted(
             (d.code, d.title) for d in crf.all_definitions()
         )
-
-    def clean(self):
-        cleaned = super().clean()
-        if (
-            cleaned.get("date_from")
-            and cleaned.get("date_to")
-            and cleaned["date_from"] > cleaned["date_to"]
-        ):
-            self.add_error("date_to", "The end date is before the start date.")
-        return cleaned

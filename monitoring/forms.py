@@ -1,6 +1,6 @@
 from django import forms
 
-from audit.forms import PERIOD_LIMITS
+from audit.forms import PERIOD_LIMITS, PeriodInOrderMixin
 from core.forms import DATE_INPUT, HelperForm
 from core.submissions import form_token_field
 
@@ -78,7 +78,7 @@ class AccessReviewForm(HelperForm, forms.Form):
 # ---- audit-trail review ----------------------------------------------------------------------
 
 
-class AuditReviewForm(HelperForm, forms.Form):
+class AuditReviewForm(PeriodInOrderMixin, HelperForm, forms.Form):
     field_wrapper = "col-auto"  # each field a column of the bar
     site = forms.ChoiceField(label="Site", required=False)
     date_from = forms.DateField(
@@ -93,16 +93,6 @@ class AuditReviewForm(HelperForm, forms.Form):
         self.default_period = default_period
         self.fields["site"].choices = [("", "All my sites")] + [(s.code, s.code) for s in sites]
         self.fields["date_from"].initial, self.fields["date_to"].initial = default_period
-
-    def clean(self):
-        cleaned = super().clean()
-        if (
-            cleaned.get("date_from")
-            and cleaned.get("date_to")
-            and cleaned["date_from"] > cleaned["date_to"]
-        ):
-            self.add_error("date_to", "The end date is before the start date.")
-        return cleaned
 
     def period(self) -> dict:
         """site_code, date_from, date_to: what was asked, the default period where a date is
