@@ -318,7 +318,7 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 # A reminder claimed (status "sending") longer ago than this was left by a sender that died:
-# the next run claims it again and sends it (followup.models.Reminder.claimable). It must be
+# the next run claims it again and sends it (followup.models.REMINDER_CLAIM). It must be
 # longer than any live send, so a reminder held by a live sender is never sent twice: the
 # job's hard time limit (CELERY_TASK_TIME_LIMIT) ends a sender well before.
 REMINDER_SENDING_STALE_MINUTES = env.int("REMINDER_SENDING_STALE_MINUTES", default=15)
