@@ -1,7 +1,6 @@
-from django.http import HttpResponse
 from django.shortcuts import render
 
-from core.csv import Writer
+from core.csv import streaming_csv_response
 from core.permissions import role_required
 from core.roles import RESULTS_ROLES
 
@@ -29,8 +28,8 @@ def results(request):
 @role_required(*RESULTS_ROLES)
 def results_csv(request):
     data = _results(request, with_charts=False)
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    filename = results_filename(results=data, extension="csv")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    Writer(response).writerows(results_csv_rows(results=data))
-    return response
+    return streaming_csv_response(
+        results_csv_rows(results=data),
+        filename=results_filename(results=data, extension="csv"),
+        content_type="text/csv; charset=utf-8",
+    )

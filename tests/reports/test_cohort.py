@@ -96,7 +96,7 @@ def test_the_results_page_on_the_seeded_cohort_shows_every_count_of_the_table(
                 )
 
     csv_rows = list(
-        csv.DictReader(io.StringIO(client.get(reverse("reports:results-csv")).content.decode()))
+        csv.DictReader(io.StringIO(client.get(reverse("reports:results-csv")).getvalue().decode()))
     )
     evaluable = next(r for r in csv_rows if r["category"].startswith("evaluable"))
     assert (evaluable["responders_n"], evaluable["responders_percent"]) == ("18", "20.7")

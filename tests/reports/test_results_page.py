@@ -245,7 +245,7 @@ def test_the_csv_has_the_numbers_of_the_tables(client, andrologist, study):
     response = client.get(reverse("reports:results-csv"))
     assert response["Content-Type"].startswith("text/csv")
     assert "attachment;" in response["Content-Disposition"]
-    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    rows = list(csv.DictReader(io.StringIO(response.getvalue().decode())))
     results = study_results(user=andrologist)
     overall = results.overall
 
