@@ -29,6 +29,7 @@ import logging
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -65,6 +66,11 @@ def parse_args():
     parser.add_argument("--no-extras", action="store_true", help="skip the PDF and export")
     parser.add_argument(
         "--verify", action="store_true", help="check the chains and signatures after the clone"
+    )
+    parser.add_argument(
+        "--extras-only",
+        action="store_true",
+        help="only the PDF, export and RSS, on a database kept by an earlier --keep run",
     )
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     return parser.parse_args()
@@ -578,10 +584,10 @@ def print_counts(models) -> None:
     print("Rows: " + "; ".join(counts))
 
 
-def extras() -> None:
+def extras(coordinator=None) -> None:
     """bench/pdf_and_export.py's casebook PDF and export vs COPY, by its coordinator of every
     site (seed_demo's coordinator sees one site: its export would hold half of COPY's rows)."""
-    _, coordinator = make_users()
+    coordinator = coordinator or make_users()[1]
     print()
     bench_pdf(coordinator, 3)
     print()
@@ -642,16 +648,54 @@ def print_table(rows: list[Row], small: int, large: int) -> None:
     print(f"\nGoals met on {met} of {len(rows)} page x role rows.")
 
 
-def main():
-    args = parse_args()
-    url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
-    recreate_database(url)
+def _setup(url: str) -> None:
+    """Django on the bench's database (no Redis: the test settings' caches)."""
     os.environ["DATABASE_URL"] = url
     os.environ.pop("REDIS_URL", None)
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
     import django
 
     django.setup()
+
+
+def export_rss(url: str) -> None:
+    """In a process of its own (the bench's own peak is the seed's and the pages'): the full
+    streamed export by a coordinator of both sites, then this process's peak RSS."""
+    _setup(url)
+    from django.contrib.auth import get_user_model
+    from pdf_and_export import export_ours_streamed
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    size = export_ours_streamed(get_user_model().objects.get(username="bench_coord"))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"  peak RSS of a process streaming the full export: {peak:.0f} MB "
+        f"({before:.0f} MB after start-up; {size / 1024 / 1024:.0f} MB of CSV)"
+    )
+
+
+def extras_only(url: str) -> None:
+    _setup(url)
+    from django.contrib.auth import get_user_model
+
+    from patients.models import Patient
+
+    print(f"{Patient.objects.count():,} patients in {urlsplit(url).path.lstrip('/')}")
+    # A run with the extras made the bench's coordinator of both sites already.
+    extras(get_user_model().objects.filter(username="bench_coord").first())
+    sys.stdout.flush()
+    subprocess.run([sys.executable, __file__, "--export-rss", url], check=False)
+
+
+def main():
+    if sys.argv[1:2] == ["--export-rss"]:
+        return export_rss(sys.argv[2])
+    args = parse_args()
+    url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
+    if args.extras_only:
+        return extras_only(url)
+    recreate_database(url)
+    _setup(url)
     from django.core.management import call_command
     from django.db import connections
     from django.test.utils import setup_test_environment
@@ -686,8 +730,10 @@ def main():
             verify()
         if not args.no_extras:
             extras()
+            sys.stdout.flush()
+            subprocess.run([sys.executable, __file__, "--export-rss", url], check=False)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"\nPeak RSS of this process (seed, pages, clone, PDF, export): {peak:.0f} MB")
+        print(f"Peak RSS of the bench itself (seed, pages, clone, PDF, export): {peak:.0f} MB")
     finally:
         connections.close_all()
         if not args.keep:
