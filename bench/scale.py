@@ -658,6 +658,14 @@ def _setup(url: str) -> None:
     django.setup()
 
 
+def _high_water_mb() -> float:
+    """This process's peak RSS (VmHWM: ru_maxrss after fork + exec keeps the parent's)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def export_rss(url: str) -> None:
     """In a process of its own (the bench's own peak is the seed's and the pages'): the full
     streamed export by a coordinator of both sites, then this process's peak RSS."""
@@ -665,9 +673,9 @@ def export_rss(url: str) -> None:
     from django.contrib.auth import get_user_model
     from pdf_and_export import export_ours_streamed
 
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = _high_water_mb()
     size = export_ours_streamed(get_user_model().objects.get(username="bench_coord"))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _high_water_mb()
     print(
         f"  peak RSS of a process streaming the full export: {peak:.0f} MB "
         f"({before:.0f} MB after start-up; {size / 1024 / 1024:.0f} MB of CSV)"
