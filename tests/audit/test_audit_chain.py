@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 
 from audit import services as audit_services
@@ -87,7 +87,8 @@ def test_every_row_the_application_writes_is_chained_to_the_one_before(chained_p
 
 
 def test_bulk_create_cannot_choose_its_own_chain_values(chained_patient, andrologist):
-    """The database sets them, whatever the INSERT says: a forged hash is replaced."""
+    """The database sets them, whatever the INSERT says: a forged hash is replaced
+    (PostgreSQL), or the INSERT refused (SQLite)."""
     before = _chain(chained_patient)
     forged = AuditEntry(
         user=andrologist,
@@ -104,6 +105,14 @@ def test_bulk_create_cannot_choose_its_own_chain_values(chained_patient, androlo
         prev_hash="0" * 64,
         row_hash="f" * 64,
     )
+    if connection.vendor == "sqlite":
+        # SQLite's trigger runs after the row is stored (it cannot rewrite NEW): a forged
+        # position that is taken is refused by the unique (chain, chain_seq), the chain intact.
+        with pytest.raises(IntegrityError), transaction.atomic():
+            AuditEntry.objects.bulk_create([forged])
+        assert _chain(chained_patient) == before
+        assert _verify()[0]
+        return
     AuditEntry.objects.bulk_create([forged])
     rows = _chain(chained_patient)
     assert len(rows) == len(before) + 1
