@@ -524,8 +524,12 @@ def clone(target: int, batch: int) -> None:
     """Copies of the cohort until there are at least `target` patients."""
     from django.db import connection, transaction
 
+    from patients.models import Patient
+
     plan = clone_plan()
-    originals = plan.stride["patients_patient"]
+    # How many there are, not the highest id (the stride): ids have gaps where a sequence
+    # moved on without a row (a rolled-back test, a deleted draft).
+    originals = Patient.objects.count()
     copies = max(0, -(-target // originals) - 1)
     print(
         f"Cloning {originals} patients x {copies} copies in SQL ({len(plan.models)} tables + "
