@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.db.models import Count, Min, Q, QuerySet
 
 from audit.models import AuthEvent
@@ -464,35 +465,216 @@ class SdvRow:
         return f"{record.crf_title} {record.sequence}" if repeat > 1 else record.crf_title
 
 
-def sdv_worklist(*, user, site_code: str = "") -> list[SdvRow]:
-    """The monitor's list: every live form of the user's sites with its SDV status, the forms
-    still to verify first. One query per form type plus one for the verifications."""
-    patients = Patient.objects.for_user(user)
-    if site_code:
-        patients = patients.filter(site__code=site_code)
-    latest = latest_verifications(
-        SourceVerification.objects.filter(patient__in=patients.values("pk"))
-    )
-    rows = []
-    for definition in crf.all_definitions():
-        records = definition.model.objects.filter(
-            visit__patient__in=patients.values("pk"), voided_at__isnull=True
-        ).select_related("visit__definition", "visit__patient", "visit__patient__site")
-        for record in records:
-            key = (record.visit_id, record.crf_code, record.sequence)
-            verification = latest.get(key)
-            rows.append(SdvRow(record, sdv_status(record, verification), verification))
-    order = {SdvStatus.CHANGED: 0, SdvStatus.PENDING: 1, SdvStatus.VERIFIED: 2}
-    rows.sort(
-        key=lambda r: (
-            order[r.status],
-            r.record.visit.patient.study_id,
-            r.record.visit.definition.order,
-            r.record.crf_code,
-            r.record.sequence,
+SDV_PAGE_SIZE = 50
+_SDV_ORDER = {SdvStatus.CHANGED: 0, SdvStatus.PENDING: 1, SdvStatus.VERIFIED: 2}
+
+
+class SdvWorklist:
+    """The monitor's worklist (every live form of the user's sites with its SDV status, the
+    forms changed since verification first, then those not yet verified), filtered, counted,
+    ordered and cut into pages by PostgreSQL: one UNION ALL over the registered CRF tables.
+
+    A lazy sequence for Paginator: `len()` is the count of the status asked (from the tabs'
+    counts), a slice reads only its rows and then loads their records and verifications, one
+    query per form type on the slice plus one. Nothing grows with the number of patients but
+    the database's work.
+
+    Verified or changed is the values' hash (`sdv_status`), which SQL cannot compute. The
+    trail decides it instead for a form with no change since its verification: every write of
+    a CRF row leaves an AuditEntry (the services' own, or the capture trigger's for a write
+    outside the application), so a form with no audit row after its verification's own still
+    holds the values verified. Only the others (edited after verification, or a verification
+    the trail does not show) are read and hashed in Python, as before."""
+
+    def __init__(self, *, user, site_code: str = "", status: str = ""):
+        self.user, self.site_code, self.status = user, site_code, status
+        self._counts: dict[str, int] | None = None
+        self._changed: list[str] | None = None
+
+    # ---- the SQL ----
+
+    def _patients_sql(self) -> tuple[str, list]:
+        patients = Patient.objects.for_user(self.user)
+        if self.site_code:
+            patients = patients.filter(site__code=self.site_code)
+        if patients.query.is_empty():  # an inactive user: no site
+            return "SELECT NULL::bigint WHERE false", []
+        sql, params = patients.order_by().values("pk").query.sql_with_params()
+        return sql, list(params)
+
+    def _base_sql(self) -> tuple[str, list]:
+        """`WITH ... forms AS (...)`: code, ct, id, visit_id, sequence, verification columns."""
+        from django.contrib.contenttypes.models import ContentType
+
+        patients_sql, params = self._patients_sql()
+        visit_table = Visit._meta.db_table
+        parts, part_params = [], []
+        for definition in crf.all_definitions():
+            model = definition.model
+            parts.append(
+                f"SELECT %s::text AS code, %s::integer AS ct, r.id, r.visit_id, r.sequence "
+                f'FROM "{model._meta.db_table}" r JOIN "{visit_table}" v ON v.id = r.visit_id '
+                f"WHERE r.voided_at IS NULL AND v.patient_id IN (SELECT patient_id FROM scoped)"
+            )
+            part_params += [definition.code, ContentType.objects.get_for_model(model).pk]
+        if not parts:
+            parts = ["SELECT ''::text, 0, 0::bigint, 0::bigint, 0 WHERE false"]
+        sql = (
+            f"WITH scoped (patient_id) AS ({patients_sql}), "
+            f"latest AS (SELECT DISTINCT ON (sv.visit_id, sv.form_code, sv.sequence) "
+            f"sv.id, sv.visit_id, sv.form_code, sv.sequence, sv.record_id "
+            f'FROM "{SourceVerification._meta.db_table}" sv '
+            f"WHERE sv.patient_id IN (SELECT patient_id FROM scoped) "
+            f"ORDER BY sv.visit_id, sv.form_code, sv.sequence, sv.verified_at DESC, sv.id DESC), "
+            f"forms AS ({' UNION ALL '.join(parts)}), "
+            f"slots AS (SELECT f.*, l.id AS verification_id, l.record_id AS verified_record_id "
+            f"FROM forms f LEFT JOIN latest l ON l.visit_id = f.visit_id "
+            f"AND l.form_code = f.code AND l.sequence = f.sequence) "
         )
-    )
-    return rows
+        return sql, params + part_params
+
+    def _rows_sql(self) -> tuple[str, list]:
+        """`... rows AS (...)`: the slots with status and sort keys."""
+        from trial.models import VisitDefinition
+
+        base, params = self._base_sql()
+        sql = base + (
+            ", rows AS (SELECT s.code, s.id, s.verification_id, "
+            f"CASE WHEN s.verification_id IS NULL THEN '{SdvStatus.PENDING}' "
+            "WHEN s.verified_record_id <> s.id OR (s.code || ':' || s.id) = ANY(%s::text[]) "
+            f"THEN '{SdvStatus.CHANGED}' ELSE '{SdvStatus.VERIFIED}' END AS status, "
+            'p.study_id, d."order" AS definition_order, s.sequence '
+            f'FROM slots s JOIN "{Visit._meta.db_table}" v ON v.id = s.visit_id '
+            f'JOIN "{Patient._meta.db_table}" p ON p.id = v.patient_id '
+            f'JOIN "{VisitDefinition._meta.db_table}" d ON d.id = v.definition_id) '
+        )
+        return sql, [*params, self._changed_keys()]
+
+    def _changed_keys(self) -> list[str]:
+        """ "code:id" of the forms whose latest verification names them but whose values no
+        longer hash as verified: the trail's fast path, then the hash for the rest."""
+        if self._changed is not None:
+            return self._changed
+        from django.contrib.contenttypes.models import ContentType
+
+        from audit.models import AuditEntry
+
+        base, params = self._base_sql()
+        audit = AuditEntry._meta.db_table
+        sql = base + (
+            "SELECT s.code, s.id, s.verification_id FROM slots s "
+            "WHERE s.verified_record_id = s.id AND NOT COALESCE(("
+            f'SELECT NOT EXISTS (SELECT 1 FROM "{audit}" e WHERE e.content_type_id = s.ct '
+            "AND e.object_id = s.id AND e.id > m.first) "
+            f'FROM (SELECT min(va.id) AS first FROM "{audit}" va '
+            "WHERE va.content_type_id = %s AND va.object_id = s.verification_id) m "
+            "WHERE m.first IS NOT NULL), false)"
+        )
+        sv_ct = ContentType.objects.get_for_model(SourceVerification).pk
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*params, sv_ct])
+            suspects = cursor.fetchall()
+        by_code: dict[str, dict[int, int]] = defaultdict(dict)
+        for code, record_id, verification_id in suspects:
+            by_code[code][record_id] = verification_id
+        hashes = (
+            dict(
+                SourceVerification.objects.filter(
+                    pk__in=[v for ids in by_code.values() for v in ids.values()]
+                ).values_list("pk", "record_hash")
+            )
+            if suspects
+            else {}
+        )
+        changed = []
+        for code, ids in sorted(by_code.items()):
+            for record in crf.get(code).model.objects.filter(pk__in=ids):
+                if record_values_hash(record) != hashes[ids[record.pk]]:
+                    changed.append(f"{code}:{record.pk}")
+        self._changed = changed
+        return changed
+
+    # ---- the sequence ----
+
+    def counts(self) -> dict[str, int]:
+        """Status -> number of forms, for the tabs (one aggregate query)."""
+        if self._counts is None:
+            sql, params = self._rows_sql()
+            with connection.cursor() as cursor:
+                cursor.execute(sql + "SELECT status, count(*) FROM rows GROUP BY status", params)
+                found = dict(cursor.fetchall())
+            self._counts = {key: found.get(key, 0) for key in SdvStatus.LABELS}
+        return self._counts
+
+    def count(self) -> int:
+        counts = self.counts()
+        return counts[self.status] if self.status else sum(counts.values())
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __iter__(self):
+        return iter(self[0 : len(self)])
+
+    def __getitem__(self, key):
+        if isinstance(key, int):
+            index = key + len(self) if key < 0 else key
+            rows = self[index : index + 1] if index >= 0 else []
+            if not rows:
+                raise IndexError(key)
+            return rows[0]
+        start, stop, step = key.indices(len(self))
+        if step != 1:
+            raise ValueError("An SDV worklist is sliced without a step.")
+        if stop <= start:
+            return []
+        return self._load(self._page_keys(offset=start, limit=stop - start))
+
+    def _page_keys(self, *, offset: int, limit: int) -> list[tuple]:
+        sql, params = self._rows_sql()
+        where = ""
+        if self.status:
+            where, params = "WHERE status = %s ", [*params, self.status]
+        order = " ".join(f"WHEN '{status}' THEN {rank}" for status, rank in _SDV_ORDER.items())
+        sql += (
+            f"SELECT code, id, verification_id, status FROM rows {where}"
+            f'ORDER BY CASE status {order} END, study_id COLLATE "C", definition_order, '
+            'code COLLATE "C", sequence, id LIMIT %s OFFSET %s'
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*params, limit, offset])
+            return cursor.fetchall()
+
+    @staticmethod
+    def _load(keys: list[tuple]) -> list[SdvRow]:
+        """The page's records (one query per form type on it) and verifications (one)."""
+        by_code: dict[str, list[int]] = defaultdict(list)
+        for code, record_id, _, _ in keys:
+            by_code[code].append(record_id)
+        records = {}
+        for code, ids in by_code.items():
+            for record in (
+                crf.get(code)
+                .model.objects.filter(pk__in=ids)
+                .select_related("visit__definition", "visit__patient", "visit__patient__site")
+            ):
+                records[(code, record.pk)] = record
+        wanted = [v for _, _, v, _ in keys if v is not None]
+        verifications = (
+            SourceVerification.objects.select_related("verified_by").in_bulk(wanted)
+            if wanted
+            else {}
+        )
+        return [
+            SdvRow(records[(code, record_id)], status, verifications.get(verification_id))
+            for code, record_id, verification_id, status in keys
+        ]
+
+
+def sdv_worklist(*, user, site_code: str = "", status: str = "") -> SdvWorklist:
+    """The monitor's list: every live form of the user's sites with its SDV status, the forms
+    still to verify first; a lazy sequence that reads only the slice asked for."""
+    return SdvWorklist(user=user, site_code=site_code, status=status)
 
 
 def record_sdv(*, record) -> SdvRow:

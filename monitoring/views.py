@@ -33,6 +33,7 @@ from .forms import (
 from .models import DataQuery, Signature
 from .selectors import (
     CONSENT_PROBLEMS,
+    SDV_PAGE_SIZE,
     SdvStatus,
     access_history_csv_rows,
     access_reviews,
@@ -368,16 +369,13 @@ def sdv_list_view(request):
     if status not in SdvStatus.LABELS:
         status = ""
     site = request.GET.get("site", "")
-    every = sdv_worklist(user=request.user, site_code=site)
-    counts = {key: 0 for key in SdvStatus.LABELS}
-    for row in every:
-        counts[row.status] += 1
-    rows = [row for row in every if row.status == status] if status else every
+    rows = sdv_worklist(user=request.user, site_code=site, status=status)
+    counts = rows.counts()
     return render(
         request,
         "monitoring/sdv_list.html",
         {
-            "page_obj": Paginator(rows, 50).get_page(request.GET.get("page")),
+            "page_obj": Paginator(rows, SDV_PAGE_SIZE).get_page(request.GET.get("page")),
             "tabs": [(key, label, counts[key]) for key, label in SdvStatus.LABELS.items()],
             "status": status,
             "sites": sites_for_user(user=request.user),
