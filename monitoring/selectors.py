@@ -466,6 +466,8 @@ class SdvRow:
 
 
 SDV_PAGE_SIZE = 50
+# A model's content type id, read in the query (no ContentType cache to fill first).
+_CONTENT_TYPE_SQL = 'SELECT id FROM "django_content_type" WHERE app_label = %s AND model = %s'
 _SDV_ORDER = {SdvStatus.CHANGED: 0, SdvStatus.PENDING: 1, SdvStatus.VERIFIED: 2}
 
 
@@ -504,19 +506,18 @@ class SdvWorklist:
 
     def _base_sql(self) -> tuple[str, list]:
         """`WITH ... forms AS (...)`: code, ct, id, visit_id, sequence, verification columns."""
-        from django.contrib.contenttypes.models import ContentType
-
         patients_sql, params = self._patients_sql()
         visit_table = Visit._meta.db_table
         parts, part_params = [], []
         for definition in crf.all_definitions():
             model = definition.model
             parts.append(
-                f"SELECT %s::text AS code, %s::integer AS ct, r.id, r.visit_id, r.sequence "
+                f"SELECT %s::text AS code, ({_CONTENT_TYPE_SQL}) AS ct, "
+                "r.id, r.visit_id, r.sequence "
                 f'FROM "{model._meta.db_table}" r JOIN "{visit_table}" v ON v.id = r.visit_id '
                 f"WHERE r.voided_at IS NULL AND v.patient_id IN (SELECT patient_id FROM scoped)"
             )
-            part_params += [definition.code, ContentType.objects.get_for_model(model).pk]
+            part_params += [definition.code, model._meta.app_label, model._meta.model_name]
         if not parts:
             parts = ["SELECT ''::text, 0, 0::bigint, 0::bigint, 0 WHERE false"]
         sql = (
@@ -555,8 +556,6 @@ class SdvWorklist:
         longer hash as verified: the trail's fast path, then the hash for the rest."""
         if self._changed is not None:
             return self._changed
-        from django.contrib.contenttypes.models import ContentType
-
         from audit.models import AuditEntry
 
         base, params = self._base_sql()
@@ -567,12 +566,13 @@ class SdvWorklist:
             f'SELECT NOT EXISTS (SELECT 1 FROM "{audit}" e WHERE e.content_type_id = s.ct '
             "AND e.object_id = s.id AND e.id > m.first) "
             f'FROM (SELECT min(va.id) AS first FROM "{audit}" va '
-            "WHERE va.content_type_id = %s AND va.object_id = s.verification_id) m "
+            f"WHERE va.content_type_id = ({_CONTENT_TYPE_SQL}) "
+            "AND va.object_id = s.verification_id) m "
             "WHERE m.first IS NOT NULL), false)"
         )
-        sv_ct = ContentType.objects.get_for_model(SourceVerification).pk
+        meta = SourceVerification._meta
         with connection.cursor() as cursor:
-            cursor.execute(sql, [*params, sv_ct])
+            cursor.execute(sql, [*params, meta.app_label, meta.model_name])
             suspects = cursor.fetchall()
         by_code: dict[str, dict[int, int]] = defaultdict(dict)
         for code, record_id, verification_id in suspects:
@@ -665,9 +665,10 @@ class SdvWorklist:
             if wanted
             else {}
         )
-        return [
+        return [  # a form voided since the page's query is left out
             SdvRow(records[(code, record_id)], status, verifications.get(verification_id))
             for code, record_id, verification_id, status in keys
+            if (code, record_id) in records
         ]
 
 
