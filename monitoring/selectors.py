@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import connection, models
 from django.db.models import Count, Min, Q, QuerySet
 
 from audit.models import AuthEvent
@@ -240,7 +240,101 @@ def earliest_data_dates(*, patients: QuerySet[Patient]) -> dict[int, date]:
     return earliest
 
 
-def consent_audit_rows(*, user, site_code: str = "", problem: str = "") -> list[ConsentAuditRow]:
+def consent_audit_patients(*, user, site_code: str = "", problem: str = "") -> QuerySet[Patient]:
+    """The consent audit's patients in page order, with `data_before_consent` annotated, and
+    a problem of CONSENT_PROBLEMS filtered by the database (the same rules as
+    ConsentAuditRow.problems over `consent_status`), so the page is cut by a paginator and
+    its summary counted, whatever the number of patients."""
+    from django.db.models import Case, Exists, F, IntegerField, OuterRef, Subquery, Value, When
+    from django.db.models.functions import Least, TruncDate
+    from django.utils import timezone
+
+    from patients.models import Consent
+    from trial.models import ConsentVersion
+
+    consents = Consent.objects.filter(patient=OuterRef("pk")).order_by()
+    current = ConsentVersion.objects.filter(
+        protocol=OuterRef("site__protocol"), effective_date__lte=timezone.localdate()
+    ).order_by("-effective_date", "-id")
+    # The consent the row shows (consent_status): the newest withdrawn one, else the newest.
+    shown = consents.order_by(
+        Case(When(withdrawn_on__isnull=False, then=0), default=1, output_field=IntegerField()),
+        "-signed_at",
+    )
+    first_dates = [
+        Subquery(
+            definition.model.objects.filter(visit__patient=OuterRef("pk"), voided_at__isnull=True)
+            .order_by()
+            .values("visit__patient")
+            .annotate(first=Min("assessment_date"))
+            .values("first")
+        )
+        for definition in crf.all_definitions()
+        if not definition.may_precede_consent
+    ]
+    if not first_dates:
+        first_data = Value(None, output_field=models.DateField())
+    elif len(first_dates) == 1:
+        first_data = first_dates[0]
+    else:
+        first_data = Least(*first_dates)
+    first_signed = Subquery(
+        consents.values("patient").annotate(first=Min("signed_at")).values("first")
+    )
+    patients = (
+        Patient.objects.for_user(user)
+        .annotate(
+            has_consent=Exists(consents),
+            withdrawn=Exists(consents.filter(withdrawn_on__isnull=False)),
+            current_version_id=Subquery(current.values("pk")[:1]),
+            has_current=Exists(consents.filter(consent_version_id=OuterRef("current_version_id"))),
+            shown_document=Subquery(shown.values("document")[:1]),
+            first_data=first_data,
+            first_signed_on=TruncDate(first_signed, tzinfo=timezone.get_current_timezone()),
+        )
+        .annotate(
+            data_before_consent=Case(
+                When(
+                    Q(first_data__isnull=False)
+                    & (Q(first_signed_on__isnull=True) | Q(first_data__lt=F("first_signed_on"))),
+                    then=Value(True),
+                ),
+                default=Value(False),
+                output_field=models.BooleanField(),
+            )
+        )
+    )
+    if site_code:
+        patients = patients.filter(site__code=site_code)
+    rules = {
+        "no consent": Q(has_consent=False),
+        "re-consent due": Q(
+            withdrawn=False,
+            has_consent=True,
+            current_version_id__isnull=False,
+            has_current=False,
+        ),
+        "document missing": Q(has_consent=True, shown_document=""),
+        "data before consent": Q(data_before_consent=True),
+    }
+    if problem in rules:
+        patients = patients.filter(rules[problem])
+    elif problem:
+        patients = patients.none()
+    return patients.select_related("site").order_by("site__code", "number")
+
+
+def consent_audit_page_rows(*, user, patients: list[Patient]) -> list[ConsentAuditRow]:
+    """The rows of one page of `consent_audit_patients`: a bounded number of queries."""
+    if not patients:
+        return []
+    return consent_audit_rows(user=user, pks=[p.pk for p in patients])
+
+
+def consent_audit_rows(
+    *, user, site_code: str = "", problem: str = "", pks: list[int] | None = None
+) -> list[ConsentAuditRow]:
+    """Every patient's row (the CSV), or the rows of the patients `pks` (a page)."""
     patients = (
         Patient.objects.for_user(user)
         .select_related("site__protocol")
@@ -248,6 +342,8 @@ def consent_audit_rows(*, user, site_code: str = "", problem: str = "") -> list[
     )
     if site_code:
         patients = patients.filter(site__code=site_code)
+    if pks is not None:
+        patients = patients.filter(pk__in=pks)
     earliest = earliest_data_dates(patients=patients)
     current_by_protocol = {}
     rows = []

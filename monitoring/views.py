@@ -38,6 +38,8 @@ from .selectors import (
     access_history_csv_rows,
     access_reviews,
     consent_audit_csv_rows,
+    consent_audit_page_rows,
+    consent_audit_patients,
     consent_audit_rows,
     covered_records,
     query_list,
@@ -48,6 +50,7 @@ from .selectors import (
 )
 
 MONITOR_ROLES = (Role.MONITOR, Role.ADMIN)
+CONSENT_AUDIT_PAGE_SIZE = 50
 
 
 def _patient(request, patient_uuid) -> Patient:
@@ -239,19 +242,22 @@ def unlock_view(request, signature_uuid):
 @role_required(*MONITOR_ROLES)
 def consent_audit_view(request):
     site, problem = request.GET.get("site", ""), request.GET.get("problem", "")
-    rows = consent_audit_rows(user=request.user, site_code=site, problem=problem)
     if request.GET.get("format") == "csv":
+        rows = consent_audit_rows(user=request.user, site_code=site, problem=problem)
         return streaming_csv_response(consent_audit_csv_rows(rows), filename="consent-audit.csv")
+    patients = consent_audit_patients(user=request.user, site_code=site, problem=problem)
+    page_obj = Paginator(patients, CONSENT_AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
         "monitoring/consent_audit.html",
         {
-            "rows": rows,
+            "page_obj": page_obj,
+            "rows": consent_audit_page_rows(user=request.user, patients=list(page_obj)),
             "sites": sites_for_user(user=request.user),
             "site": site,
             "problem": problem,
             "problems": CONSENT_PROBLEMS,
-            "before_consent": sum(1 for r in rows if r.data_before_consent),
+            "before_consent": patients.filter(data_before_consent=True).count(),
         },
     )
 
