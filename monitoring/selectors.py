@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from django.contrib.auth import get_user_model
-from django.db import connection, models
+from django.db import connection
 from django.db.models import Count, Min, Q, QuerySet
 
 from audit.models import AuthEvent
@@ -241,12 +241,11 @@ def earliest_data_dates(*, patients: QuerySet[Patient]) -> dict[int, date]:
 
 
 def consent_audit_patients(*, user, site_code: str = "", problem: str = "") -> QuerySet[Patient]:
-    """The consent audit's patients in page order, with `data_before_consent` annotated, and
-    a problem of CONSENT_PROBLEMS filtered by the database (the same rules as
-    ConsentAuditRow.problems over `consent_status`), so the page is cut by a paginator and
-    its summary counted, whatever the number of patients."""
-    from django.db.models import Case, Exists, F, IntegerField, OuterRef, Subquery, Value, When
-    from django.db.models.functions import Least, TruncDate
+    """The consent audit's patients in page order, a problem of CONSENT_PROBLEMS filtered by
+    the database (the same rules as ConsentAuditRow.problems over `consent_status`), so the
+    page is cut by a paginator whatever the number of patients. The rules are aliases and
+    semi-joins, never computed in the SELECT of the page."""
+    from django.db.models import Case, Exists, IntegerField, OuterRef, Subquery, When
     from django.utils import timezone
 
     from patients.models import Consent
@@ -261,67 +260,62 @@ def consent_audit_patients(*, user, site_code: str = "", problem: str = "") -> Q
         Case(When(withdrawn_on__isnull=False, then=0), default=1, output_field=IntegerField()),
         "-signed_at",
     )
-    first_dates = [
-        Subquery(
-            definition.model.objects.filter(visit__patient=OuterRef("pk"), voided_at__isnull=True)
-            .order_by()
-            .values("visit__patient")
-            .annotate(first=Min("assessment_date"))
-            .values("first")
-        )
-        for definition in crf.all_definitions()
-        if not definition.may_precede_consent
-    ]
-    if not first_dates:
-        first_data = Value(None, output_field=models.DateField())
-    elif len(first_dates) == 1:
-        first_data = first_dates[0]
-    else:
-        first_data = Least(*first_dates)
-    first_signed = Subquery(
-        consents.values("patient").annotate(first=Min("signed_at")).values("first")
-    )
-    patients = (
-        Patient.objects.for_user(user)
-        .annotate(
-            has_consent=Exists(consents),
-            withdrawn=Exists(consents.filter(withdrawn_on__isnull=False)),
-            current_version_id=Subquery(current.values("pk")[:1]),
-            has_current=Exists(consents.filter(consent_version_id=OuterRef("current_version_id"))),
-            shown_document=Subquery(shown.values("document")[:1]),
-            first_data=first_data,
-            first_signed_on=TruncDate(first_signed, tzinfo=timezone.get_current_timezone()),
-        )
-        .annotate(
-            data_before_consent=Case(
-                When(
-                    Q(first_data__isnull=False)
-                    & (Q(first_signed_on__isnull=True) | Q(first_data__lt=F("first_signed_on"))),
-                    then=Value(True),
-                ),
-                default=Value(False),
-                output_field=models.BooleanField(),
-            )
-        )
+    patients = Patient.objects.for_user(user).alias(
+        has_consent=Exists(consents),
+        withdrawn=Exists(consents.filter(withdrawn_on__isnull=False)),
+        current_version_id=Subquery(current.values("pk")[:1]),
+        has_current=Exists(consents.filter(consent_version_id=OuterRef("current_version_id"))),
+        shown_document=Subquery(shown.values("document")[:1]),
     )
     if site_code:
         patients = patients.filter(site__code=site_code)
     rules = {
-        "no consent": Q(has_consent=False),
-        "re-consent due": Q(
+        "no consent": lambda: Q(has_consent=False),
+        "re-consent due": lambda: Q(
             withdrawn=False,
             has_consent=True,
             current_version_id__isnull=False,
             has_current=False,
         ),
-        "document missing": Q(has_consent=True, shown_document=""),
-        "data before consent": Q(data_before_consent=True),
+        "document missing": lambda: Q(has_consent=True, shown_document=""),
+        "data before consent": lambda: Q(pk__in=_data_before_consent_sql()),
     }
     if problem in rules:
-        patients = patients.filter(rules[problem])
+        patients = patients.filter(rules[problem]())
     elif problem:
         patients = patients.none()
     return patients.select_related("site").order_by("site__code", "number")
+
+
+def _data_before_consent_sql():
+    """Ids of the patients with a live CRF (one that must not precede consent) dated before
+    their first consent (its local date), or with no consent at all: one pass over the form
+    tables, hash-joined (`earliest_data_dates` and `consent_status`' rule, for every patient
+    at once)."""
+    from django.db.models.expressions import RawSQL
+    from django.utils import timezone
+
+    from patients.models import Consent
+
+    parts = [
+        f'SELECT visit_id, assessment_date FROM "{d.model._meta.db_table}" '
+        "WHERE voided_at IS NULL AND assessment_date IS NOT NULL"
+        for d in crf.all_definitions()
+        if not d.may_precede_consent
+    ] or ["SELECT NULL::bigint, NULL::date WHERE false"]
+    sql = (
+        f'SELECT v.patient_id FROM "{Visit._meta.db_table}" v '
+        f"JOIN ({' UNION ALL '.join(parts)}) r (visit_id, assessment_date) ON r.visit_id = v.id "
+        "LEFT JOIN (SELECT patient_id, min(signed_at) AS first "
+        f'FROM "{Consent._meta.db_table}" GROUP BY patient_id) c ON c.patient_id = v.patient_id '
+        "WHERE c.first IS NULL OR r.assessment_date < (c.first AT TIME ZONE %s)::date"
+    )
+    return RawSQL(sql, [timezone.get_current_timezone_name()])
+
+
+def consent_audit_before_consent_count(patients: QuerySet[Patient]) -> int:
+    """How many of `patients` (consent_audit_patients) have data dated before consent."""
+    return patients.filter(pk__in=_data_before_consent_sql()).count()
 
 
 def consent_audit_page_rows(*, user, patients: list[Patient]) -> list[ConsentAuditRow]:

@@ -37,6 +37,7 @@ from .selectors import (
     SdvStatus,
     access_history_csv_rows,
     access_reviews,
+    consent_audit_before_consent_count,
     consent_audit_csv_rows,
     consent_audit_page_rows,
     consent_audit_patients,
@@ -257,7 +258,7 @@ def consent_audit_view(request):
             "site": site,
             "problem": problem,
             "problems": CONSENT_PROBLEMS,
-            "before_consent": patients.filter(data_before_consent=True).count(),
+            "before_consent": consent_audit_before_consent_count(patients),
         },
     )
 
