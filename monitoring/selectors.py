@@ -567,9 +567,10 @@ class SdvWorklist:
     ordered and cut into pages by PostgreSQL: one UNION ALL over the registered CRF tables.
 
     A lazy sequence for Paginator: `len()` is the count of the status asked (from the tabs'
-    counts), a slice reads only its rows and then loads their records and verifications, one
-    query per form type on the slice plus one. Nothing grows with the number of patients but
-    the database's work.
+    counts), a slice reads only its rows (with the columns the list shows), then one query
+    for their visits and one for their verifications. Nothing grows with the number of
+    patients but the database's work. A row's record holds only the columns the list shows
+    (the others deferred, as with `.only()`): read a whole form from its own page.
 
     Verified or changed is the values' hash (`sdv_status`), which SQL cannot compute. The
     trail decides it instead for a form with no change since its verification: every write of
@@ -603,13 +604,13 @@ class SdvWorklist:
             model = definition.model
             parts.append(
                 f"SELECT %s::text AS code, ({_CONTENT_TYPE_SQL}) AS ct, "
-                "r.id, r.visit_id, r.sequence "
+                "r.id, r.visit_id, r.sequence, r.assessment_date "
                 f'FROM "{model._meta.db_table}" r JOIN "{visit_table}" v ON v.id = r.visit_id '
                 f"WHERE r.voided_at IS NULL AND v.patient_id IN (SELECT patient_id FROM scoped)"
             )
             part_params += [definition.code, model._meta.app_label, model._meta.model_name]
         if not parts:
-            parts = ["SELECT ''::text, 0, 0::bigint, 0::bigint, 0 WHERE false"]
+            parts = ["SELECT ''::text, 0, 0::bigint, 0::bigint, 0, NULL::date WHERE false"]
         sql = (
             f"WITH scoped (patient_id) AS ({patients_sql}), "
             f"latest AS (SELECT DISTINCT ON (sv.visit_id, sv.form_code, sv.sequence) "
@@ -630,7 +631,7 @@ class SdvWorklist:
 
         base, params = self._base_sql()
         sql = base + (
-            ", rows AS (SELECT s.code, s.id, s.verification_id, "
+            ", rows AS (SELECT s.code, s.id, s.visit_id, s.assessment_date, s.verification_id, "
             f"CASE WHEN s.verification_id IS NULL THEN '{SdvStatus.PENDING}' "
             "WHEN s.verified_record_id <> s.id OR (s.code || ':' || s.id) = ANY(%s::text[]) "
             f"THEN '{SdvStatus.CHANGED}' ELSE '{SdvStatus.VERIFIED}' END AS status, "
@@ -727,7 +728,8 @@ class SdvWorklist:
             where, params = "WHERE status = %s ", [*params, self.status]
         order = " ".join(f"WHEN '{status}' THEN {rank}" for status, rank in _SDV_ORDER.items())
         sql += (
-            f"SELECT code, id, verification_id, status FROM rows {where}"
+            "SELECT code, id, visit_id, sequence, assessment_date, verification_id, status "
+            f"FROM rows {where}"
             f'ORDER BY CASE status {order} END, study_id COLLATE "C", definition_order, '
             'code COLLATE "C", sequence, id LIMIT %s OFFSET %s'
         )
@@ -737,29 +739,30 @@ class SdvWorklist:
 
     @staticmethod
     def _load(keys: list[tuple]) -> list[SdvRow]:
-        """The page's records (one query per form type on it) and verifications (one)."""
-        by_code: dict[str, list[int]] = defaultdict(list)
-        for code, record_id, _, _ in keys:
-            by_code[code].append(record_id)
-        records = {}
-        for code, ids in by_code.items():
-            for record in (
-                crf.get(code)
-                .model.objects.filter(pk__in=ids)
-                .select_related("visit__definition", "visit__patient", "visit__patient__site")
-            ):
-                records[(code, record.pk)] = record
-        wanted = [v for _, _, v, _ in keys if v is not None]
+        """The page's rows: each form as a record with the columns the list shows (the rest
+        deferred, as `.only()` would), its visit and its verification: two queries."""
+        from django.db import router
+
+        visits = Visit.objects.select_related("definition", "patient__site").in_bulk(
+            {visit_id for _, _, visit_id, *_ in keys}
+        )
+        wanted = [v for *_, v, _ in keys if v is not None]
         verifications = (
             SourceVerification.objects.select_related("verified_by").in_bulk(wanted)
             if wanted
             else {}
         )
-        return [  # a form voided since the page's query is left out
-            SdvRow(records[(code, record_id)], status, verifications.get(verification_id))
-            for code, record_id, verification_id, status in keys
-            if (code, record_id) in records
-        ]
+        rows = []
+        for code, record_id, visit_id, sequence, assessment_date, verification_id, status in keys:
+            model = crf.get(code).model
+            record = model.from_db(
+                router.db_for_read(model),
+                ["id", "visit_id", "sequence", "assessment_date"],
+                [record_id, visit_id, sequence, assessment_date],
+            )
+            record.visit = visits[visit_id]
+            rows.append(SdvRow(record, status, verifications.get(verification_id)))
+        return rows
 
 
 def sdv_worklist(*, user, site_code: str = "", status: str = "") -> SdvWorklist:

@@ -196,7 +196,7 @@ def test_the_worklist_page_reads_the_same_queries_and_only_its_rows_at_3_and_30_
         loaded.clear()
         post_init.connect(count_forms)
         try:
-            with django_assert_max_num_queries(26), CaptureQueriesContext(connection) as ctx:
+            with django_assert_max_num_queries(19), CaptureQueriesContext(connection) as ctx:
                 html = client.get(url).content.decode()
         finally:
             post_init.disconnect(count_forms)
