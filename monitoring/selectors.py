@@ -627,22 +627,30 @@ class SdvWorklist:
         )
         return sql, params + part_params
 
+    def _status_sql(self) -> tuple[str, list]:
+        """The status of a row of `slots s`, as SQL."""
+        return (
+            f"CASE WHEN s.verification_id IS NULL THEN '{SdvStatus.PENDING}' "
+            "WHEN s.verified_record_id <> s.id OR (s.code || ':' || s.id) = ANY(%s::text[]) "
+            f"THEN '{SdvStatus.CHANGED}' ELSE '{SdvStatus.VERIFIED}' END",
+            [self._changed_keys()],
+        )
+
     def _rows_sql(self) -> tuple[str, list]:
         """`... rows AS (...)`: the slots with status and sort keys."""
         from trial.models import VisitDefinition
 
         base, params = self._base_sql()
+        status, status_params = self._status_sql()
         sql = base + (
             ", rows AS (SELECT s.code, s.id, s.visit_id, s.assessment_date, s.verification_id, "
-            f"CASE WHEN s.verification_id IS NULL THEN '{SdvStatus.PENDING}' "
-            "WHEN s.verified_record_id <> s.id OR (s.code || ':' || s.id) = ANY(%s::text[]) "
-            f"THEN '{SdvStatus.CHANGED}' ELSE '{SdvStatus.VERIFIED}' END AS status, "
+            f"{status} AS status, "
             'p.study_id, d."order" AS definition_order, s.sequence '
             f'FROM slots s JOIN "{Visit._meta.db_table}" v ON v.id = s.visit_id '
             f'JOIN "{Patient._meta.db_table}" p ON p.id = v.patient_id '
             f'JOIN "{VisitDefinition._meta.db_table}" d ON d.id = v.definition_id) '
         )
-        return sql, [*params, self._changed_keys()]
+        return sql, [*params, *status_params]
 
     def _changed_keys(self) -> list[str]:
         """ "code:id" of the forms whose latest verification names them but whose values no
@@ -692,9 +700,13 @@ class SdvWorklist:
     def counts(self) -> dict[str, int]:
         """Status -> number of forms, for the tabs (one aggregate query)."""
         if self._counts is None:
-            sql, params = self._rows_sql()
+            base, params = self._base_sql()
+            status, status_params = self._status_sql()
             with connection.cursor() as cursor:
-                cursor.execute(sql + "SELECT status, count(*) FROM rows GROUP BY status", params)
+                cursor.execute(
+                    f"{base}SELECT {status}, count(*) FROM slots s GROUP BY 1",
+                    [*params, *status_params],
+                )
                 found = dict(cursor.fetchall())
             self._counts = {key: found.get(key, 0) for key in SdvStatus.LABELS}
         return self._counts
