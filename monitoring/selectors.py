@@ -222,23 +222,21 @@ CONSENT_PROBLEMS = ["no consent", "re-consent due", "document missing", "data be
 
 
 def earliest_data_dates(*, patients: QuerySet[Patient]) -> dict[int, date]:
-    """Per patient, the earliest date of a CRF that must not precede consent: one query (a
-    UNION ALL of each form type's per-patient minimum)."""
-    parts = [
-        definition.model.objects.filter(visit__patient__in=patients, voided_at__isnull=True)
-        .order_by()
-        .values("visit__patient_id")
-        .annotate(first=Min("assessment_date"))
-        .values_list("visit__patient_id", "first")
-        for definition in crf.all_definitions()
-        if not definition.may_precede_consent
-    ]
-    if not parts:
-        return {}
+    """Per patient, the earliest date of a CRF that must not precede consent (one query per
+    CRF type)."""
     earliest: dict[int, date] = {}
-    for pid, first in parts[0].union(*parts[1:], all=True):
-        if first and (pid not in earliest or first < earliest[pid]):
-            earliest[pid] = first
+    for definition in crf.all_definitions():
+        if definition.may_precede_consent:
+            continue
+        rows = (
+            definition.model.objects.filter(visit__patient__in=patients, voided_at__isnull=True)
+            .values("visit__patient_id")
+            .annotate(first=Min("assessment_date"))
+        )
+        for row in rows:
+            pid, first = row["visit__patient_id"], row["first"]
+            if first and (pid not in earliest or first < earliest[pid]):
+                earliest[pid] = first
     return earliest
 
 
