@@ -291,8 +291,10 @@ def _data_before_consent_sql():
     """Ids of the patients with a live CRF (one that must not precede consent) dated before
     their first consent (its local date), or with no consent at all: one pass over the form
     tables, hash-joined (`earliest_data_dates` and `consent_status`' rule, for every patient
-    at once)."""
+    at once). Portable SQL (PostgreSQL and SQLite); the first consent's local date is the
+    ORM's TruncDate in the current time zone, as `Consent.signed_on`."""
     from django.db.models.expressions import RawSQL
+    from django.db.models.functions import TruncDate
     from django.utils import timezone
 
     from patients.models import Consent
@@ -302,15 +304,21 @@ def _data_before_consent_sql():
         "WHERE voided_at IS NULL AND assessment_date IS NOT NULL"
         for d in crf.all_definitions()
         if not d.may_precede_consent
-    ] or ["SELECT NULL::bigint, NULL::date WHERE false"]
+    ] or ["SELECT NULL AS visit_id, NULL AS assessment_date WHERE 1 = 0"]
+    # The local date of each patient's first consent: min(signed_on) of consent_status.
+    first_consent, params = (
+        Consent.objects.order_by()
+        .values("patient_id")
+        .annotate(first=Min(TruncDate("signed_at", tzinfo=timezone.get_current_timezone())))
+        .query.sql_with_params()
+    )
     sql = (
         f'SELECT v.patient_id FROM "{Visit._meta.db_table}" v '
-        f"JOIN ({' UNION ALL '.join(parts)}) r (visit_id, assessment_date) ON r.visit_id = v.id "
-        "LEFT JOIN (SELECT patient_id, min(signed_at) AS first "
-        f'FROM "{Consent._meta.db_table}" GROUP BY patient_id) c ON c.patient_id = v.patient_id '
-        "WHERE c.first IS NULL OR r.assessment_date < (c.first AT TIME ZONE %s)::date"
+        f"JOIN ({' UNION ALL '.join(parts)}) r ON r.visit_id = v.id "
+        f"LEFT JOIN ({first_consent}) c ON c.patient_id = v.patient_id "
+        "WHERE c.first IS NULL OR r.assessment_date < c.first"
     )
-    return RawSQL(sql, [timezone.get_current_timezone_name()])
+    return RawSQL(sql, list(params))
 
 
 def consent_audit_before_consent_count(patients: QuerySet[Patient]) -> int:
