@@ -569,10 +569,17 @@ _CONTENT_TYPE_SQL = 'SELECT id FROM "django_content_type" WHERE app_label = %s A
 _SDV_ORDER = {SdvStatus.CHANGED: 0, SdvStatus.PENDING: 1, SdvStatus.VERIFIED: 2}
 
 
+def _bytewise_collation() -> str:
+    """The collation that orders text by its bytes (as Python's sort of str does for the
+    identifiers sorted here): "C" on PostgreSQL, BINARY on SQLite."""
+    return '"C"' if connection.vendor == "postgresql" else "BINARY"
+
+
 class SdvWorklist:
     """The monitor's worklist (every live form of the user's sites with its SDV status, the
     forms changed since verification first, then those not yet verified), filtered, counted,
-    ordered and cut into pages by PostgreSQL: one UNION ALL over the registered CRF tables.
+    ordered and cut into pages by the database (portable SQL: PostgreSQL or SQLite): one
+    UNION ALL over the registered CRF tables.
 
     A lazy sequence for Paginator: `len()` is the count of the status asked (from the tabs'
     counts), a slice reads only its rows (with the columns the list shows), then one query
@@ -599,7 +606,7 @@ class SdvWorklist:
         if self.site_code:
             patients = patients.filter(site__code=self.site_code)
         if patients.query.is_empty():  # an inactive user: no site
-            return "SELECT NULL::bigint WHERE false", []
+            return "SELECT NULL WHERE 1 = 0", []
         sql, params = patients.order_by().values("pk").query.sql_with_params()
         return sql, list(params)
 
@@ -611,21 +618,26 @@ class SdvWorklist:
         for definition in crf.all_definitions():
             model = definition.model
             parts.append(
-                f"SELECT %s::text AS code, ({_CONTENT_TYPE_SQL}) AS ct, "
+                f"SELECT CAST(%s AS TEXT) AS code, ({_CONTENT_TYPE_SQL}) AS ct, "
                 "r.id, r.visit_id, r.sequence, r.assessment_date "
                 f'FROM "{model._meta.db_table}" r JOIN "{visit_table}" v ON v.id = r.visit_id '
                 f"WHERE r.voided_at IS NULL AND v.patient_id IN (SELECT patient_id FROM scoped)"
             )
             part_params += [definition.code, model._meta.app_label, model._meta.model_name]
         if not parts:
-            parts = ["SELECT ''::text, 0, 0::bigint, 0::bigint, 0, NULL::date WHERE false"]
+            parts = [
+                "SELECT CAST('' AS TEXT) AS code, 0 AS ct, 0 AS id, 0 AS visit_id, "
+                "0 AS sequence, CAST(NULL AS DATE) AS assessment_date WHERE 1 = 0"
+            ]
         sql = (
             f"WITH scoped (patient_id) AS ({patients_sql}), "
-            f"latest AS (SELECT DISTINCT ON (sv.visit_id, sv.form_code, sv.sequence) "
-            f"sv.id, sv.visit_id, sv.form_code, sv.sequence, sv.record_id "
+            # The newest verification of each form slot.
+            "latest AS (SELECT id, visit_id, form_code, sequence, record_id FROM ("
+            "SELECT sv.id, sv.visit_id, sv.form_code, sv.sequence, sv.record_id, "
+            "ROW_NUMBER() OVER (PARTITION BY sv.visit_id, sv.form_code, sv.sequence "
+            "ORDER BY sv.verified_at DESC, sv.id DESC) AS n "
             f'FROM "{SourceVerification._meta.db_table}" sv '
-            f"WHERE sv.patient_id IN (SELECT patient_id FROM scoped) "
-            f"ORDER BY sv.visit_id, sv.form_code, sv.sequence, sv.verified_at DESC, sv.id DESC), "
+            "WHERE sv.patient_id IN (SELECT patient_id FROM scoped)) ranked WHERE n = 1), "
             f"forms AS ({' UNION ALL '.join(parts)}), "
             f"slots AS (SELECT f.*, l.id AS verification_id, l.record_id AS verified_record_id "
             f"FROM forms f LEFT JOIN latest l ON l.visit_id = f.visit_id "
@@ -635,11 +647,18 @@ class SdvWorklist:
 
     def _status_sql(self) -> tuple[str, list]:
         """The status of a row of `slots s`, as SQL."""
+        changed = self._changed_keys()
+        # One placeholder per changed form ("code:id"); none changed: no form matches.
+        is_changed = (
+            f"(s.code || ':' || s.id) IN ({', '.join(['%s'] * len(changed))})"
+            if changed
+            else "1 = 0"
+        )
         return (
             f"CASE WHEN s.verification_id IS NULL THEN '{SdvStatus.PENDING}' "
-            "WHEN s.verified_record_id <> s.id OR (s.code || ':' || s.id) = ANY(%s::text[]) "
+            f"WHEN s.verified_record_id <> s.id OR {is_changed} "
             f"THEN '{SdvStatus.CHANGED}' ELSE '{SdvStatus.VERIFIED}' END",
-            [self._changed_keys()],
+            list(changed),
         )
 
     def _rows_sql(self) -> tuple[str, list]:
@@ -675,7 +694,7 @@ class SdvWorklist:
             f'FROM (SELECT min(va.id) AS first FROM "{audit}" va '
             f"WHERE va.content_type_id = ({_CONTENT_TYPE_SQL}) "
             "AND va.object_id = s.verification_id) m "
-            "WHERE m.first IS NOT NULL), false)"
+            "WHERE m.first IS NOT NULL), 1 = 0)"
         )
         meta = SourceVerification._meta
         with connection.cursor() as cursor:
@@ -747,11 +766,12 @@ class SdvWorklist:
         if self.status:
             where, params = "WHERE status = %s ", [*params, self.status]
         order = " ".join(f"WHEN '{status}' THEN {rank}" for status, rank in _SDV_ORDER.items())
+        collation = _bytewise_collation()
         sql += (
             "SELECT code, id, visit_id, sequence, assessment_date, verification_id, status "
             f"FROM rows {where}"
-            f'ORDER BY CASE status {order} END, study_id COLLATE "C", definition_order, '
-            'code COLLATE "C", sequence, id LIMIT %s OFFSET %s'
+            f"ORDER BY CASE status {order} END, study_id COLLATE {collation}, definition_order, "
+            f"code COLLATE {collation}, sequence, id LIMIT %s OFFSET %s"
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, [*params, limit, offset])
@@ -775,6 +795,8 @@ class SdvWorklist:
         rows = []
         for code, record_id, visit_id, sequence, assessment_date, verification_id, status in keys:
             model = crf.get(code).model
+            # A raw cursor converts no value: SQLite returns a date as its ISO text.
+            assessment_date = model._meta.get_field("assessment_date").to_python(assessment_date)
             record = model.from_db(
                 router.db_for_read(model),
                 ["id", "visit_id", "sequence", "assessment_date"],
