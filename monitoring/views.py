@@ -33,10 +33,14 @@ from .forms import (
 from .models import DataQuery, Signature
 from .selectors import (
     CONSENT_PROBLEMS,
+    SDV_PAGE_SIZE,
     SdvStatus,
     access_history_csv_rows,
     access_reviews,
+    consent_audit_before_consent_count,
     consent_audit_csv_rows,
+    consent_audit_page_rows,
+    consent_audit_patients,
     consent_audit_rows,
     covered_records,
     query_list,
@@ -47,6 +51,7 @@ from .selectors import (
 )
 
 MONITOR_ROLES = (Role.MONITOR, Role.ADMIN)
+CONSENT_AUDIT_PAGE_SIZE = 50
 
 
 def _patient(request, patient_uuid) -> Patient:
@@ -238,19 +243,22 @@ def unlock_view(request, signature_uuid):
 @role_required(*MONITOR_ROLES)
 def consent_audit_view(request):
     site, problem = request.GET.get("site", ""), request.GET.get("problem", "")
-    rows = consent_audit_rows(user=request.user, site_code=site, problem=problem)
     if request.GET.get("format") == "csv":
+        rows = consent_audit_rows(user=request.user, site_code=site, problem=problem)
         return streaming_csv_response(consent_audit_csv_rows(rows), filename="consent-audit.csv")
+    patients = consent_audit_patients(user=request.user, site_code=site, problem=problem)
+    page_obj = Paginator(patients, CONSENT_AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
         "monitoring/consent_audit.html",
         {
-            "rows": rows,
+            "page_obj": page_obj,
+            "rows": consent_audit_page_rows(user=request.user, patients=list(page_obj)),
             "sites": sites_for_user(user=request.user),
             "site": site,
             "problem": problem,
             "problems": CONSENT_PROBLEMS,
-            "before_consent": sum(1 for r in rows if r.data_before_consent),
+            "before_consent": consent_audit_before_consent_count(patients),
         },
     )
 
@@ -368,16 +376,13 @@ def sdv_list_view(request):
     if status not in SdvStatus.LABELS:
         status = ""
     site = request.GET.get("site", "")
-    every = sdv_worklist(user=request.user, site_code=site)
-    counts = {key: 0 for key in SdvStatus.LABELS}
-    for row in every:
-        counts[row.status] += 1
-    rows = [row for row in every if row.status == status] if status else every
+    rows = sdv_worklist(user=request.user, site_code=site, status=status)
+    counts = rows.counts()
     return render(
         request,
         "monitoring/sdv_list.html",
         {
-            "page_obj": Paginator(rows, 50).get_page(request.GET.get("page")),
+            "page_obj": Paginator(rows, SDV_PAGE_SIZE).get_page(request.GET.get("page")),
             "tabs": [(key, label, counts[key]) for key, label in SdvStatus.LABELS.items()],
             "status": status,
             "sites": sites_for_user(user=request.user),

@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 from django.core.files.base import ContentFile
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -68,6 +69,75 @@ def test_the_consent_audit_page_is_loud_about_data_before_consent_and_exports_cs
         row.startswith(f"{consented_patient.study_id},BEN,valid,1.0")
         and "data before consent" in row
     )
+
+
+def test_the_consent_audit_page_filters_and_counts_in_the_database_as_the_rows_say(
+    client,
+    site,
+    other_site,
+    andrologist,
+    other_andrologist,
+    admin_user,
+    protocol,
+    django_assert_max_num_queries,
+):
+    """Each problem filter of the paginated page picks exactly the patients whose row shows
+    that problem; the alert counts the same; 3 or 30 patients, the same queries."""
+    from django.test.utils import CaptureQueriesContext
+
+    from monitoring.selectors import (
+        CONSENT_PROBLEMS,
+        consent_audit_before_consent_count,
+        consent_audit_patients,
+    )
+    from patients.services import consent_withdraw
+
+    def add(k, at, user):
+        for i in range(k):
+            p = enrol(at, user)
+            if i % 5 == 0:
+                continue  # no consent
+            c = give_consent(p, user, days_ago=20)
+            if i % 5 == 1:
+                c.document.save("signed.pdf", ContentFile(b"%PDF"), save=True)
+            if i % 5 == 2:
+                consent_withdraw(
+                    consent=c, withdrawn_on=timezone.localdate(), reason="moved", user=user
+                )
+            if i % 5 == 3:
+                exam = save_crf("examination", p.visits.get(definition__code="SCR"), user)
+                Examination.objects.filter(pk=exam.pk).update(
+                    assessment_date=timezone.localdate() - timedelta(days=25)
+                )
+
+    client.force_login(admin_user)
+    url = reverse("monitoring:consent-audit")
+    queries = {}
+    for n, more in ((3, 3), (30, 27)):
+        add(more, site, andrologist)
+        with django_assert_max_num_queries(30), CaptureQueriesContext(connection) as ctx:
+            assert client.get(url).status_code == 200
+        queries[n] = len(ctx)
+    assert queries[3] == queries[30]
+    add(4, other_site, other_andrologist)
+    ConsentVersion.objects.create(
+        protocol=protocol, version="2.0", effective_date=timezone.localdate()
+    )
+    for site_code in ("", site.code):
+        for problem in ["", *CONSENT_PROBLEMS]:
+            rows = consent_audit_rows(user=admin_user, site_code=site_code, problem=problem)
+            found = consent_audit_patients(user=admin_user, site_code=site_code, problem=problem)
+            assert [p.pk for p in found] == [r.patient.pk for r in rows], problem
+            assert consent_audit_before_consent_count(found) == sum(
+                r.data_before_consent for r in rows
+            )
+    early = consent_audit_rows(user=admin_user, problem="data before consent")
+    page = client.get(url, {"problem": "data before consent"}).content.decode()
+    assert len(early) == 6 and f"of 1 · {len(early)} patients" in page
+    assert page.count('class="table-danger"') == len(early)
+    assert f"{len(early)} patient(s) have clinical data dated before their consent" in page
+    page = client.get(url).content.decode()
+    assert "Page 1 of 1 · 34 patients" in page and page.count("<tr class=") == 34
 
 
 def test_a_coordinator_cannot_open_the_audit_pages(client, coordinator, andrologist):

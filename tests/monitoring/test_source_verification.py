@@ -156,3 +156,53 @@ def test_the_database_refuses_to_rewrite_a_verification(monitor, exam):
         with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(sql)
     assert SourceVerification.objects.get().record_hash != "forged"
+
+
+def test_the_worklist_page_reads_the_same_queries_and_only_its_rows_at_3_and_30_patients(
+    client, site, andrologist, monitor, django_assert_max_num_queries
+):
+    """The database filters, counts, orders and cuts the page: ten times the patients, the
+    same queries, and no more forms read than the page shows (plus the few edited since
+    their verification, which are hashed)."""
+    from django.db.models.signals import post_init
+    from django.test.utils import CaptureQueriesContext
+
+    from patients.models import CrfRecord
+
+    from ..conftest import enrol, give_consent
+
+    def add_patients(n):
+        for _ in range(n):
+            patient = enrol(site, andrologist)
+            give_consent(patient, andrologist)
+            visit = patient.visits.get(definition__code="SCR")
+            complete_screening(visit, andrologist)
+            semen = visit.labs_semenanalysis_set.get(sequence=1)
+            services.source_verify(record=semen, user=monitor)
+            semen.volume_ml += Decimal("0.1")
+            patient_services.crf_save(record=semen, user=andrologist, reason="re-read")
+
+    loaded = []
+
+    def count_forms(sender, instance, **kwargs):
+        if isinstance(instance, CrfRecord):
+            loaded.append(instance)
+
+    client.force_login(monitor)
+    url = reverse("monitoring:sdv-list")
+    queries = {}
+    for n, more in ((3, 3), (30, 27)):
+        add_patients(more)
+        loaded.clear()
+        post_init.connect(count_forms)
+        try:
+            with django_assert_max_num_queries(19), CaptureQueriesContext(connection) as ctx:
+                html = client.get(url).content.decode()
+        finally:
+            post_init.disconnect(count_forms)
+        queries[n] = len(ctx)
+        assert f"Changed since verification: <strong>{n}</strong>" in html
+        assert html.count("<tr data-status=") == min(50, n * 10)
+        # The page's forms, and the n forms edited after their verification (hashed).
+        assert len(loaded) <= min(50, n * 10) + n
+    assert queries[3] == queries[30]

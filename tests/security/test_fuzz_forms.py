@@ -670,6 +670,7 @@ FILTER_TARGETS = [
         ["site", "problem", "format"],
         lambda w: {"site": "BEN", "problem": "", "format": ""},
         lambda w: "/monitoring/consent-audit/",
+        extra=PAGE,
     ),
     _filters(
         "filters:user-access",
