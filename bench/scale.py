@@ -107,9 +107,13 @@ def seed_monitoring_and_logs(users: dict) -> dict[str, int]:
     from django.test import RequestFactory
 
     from core import crf
-    from demo.followup import CLOMIPHENE, PARACETAMOL, demo_medication
+    from demo.followup import (
+        CLOMIPHENE,
+        PARACETAMOL,
+        demo_medication,
+        demo_post_procedure_pain,
+    )
     from demo.management.commands.seed_demo import DEMO_PASSWORD
-    from followup import services as followup_services
     from monitoring import services as monitoring
     from monitoring.models import Signature
     from patients.models import Patient
@@ -161,25 +165,7 @@ def seed_monitoring_and_logs(users: dict) -> dict[str, int]:
         if procedure_on is None:
             continue
         if i % 5 == 0:
-            followup_services.adverse_event_create(
-                patient=patient,
-                data={
-                    "term": "Scrotal pain",
-                    "location": "both testes",
-                    "onset_date": procedure_on,
-                    "end_date": procedure_on + timedelta(days=3),
-                    "ongoing": False,
-                    "ctcae_grade": 1,
-                    "serious": "N",
-                    "relation_aspiration": "NOT RELATED",
-                    "relation_injection": "PROBABLY RELATED",
-                    "relation_product": "UNLIKELY RELATED",
-                    "action_taken": "NOT APPLICABLE",
-                    "treatment_given": "Y",
-                    "outcome": "RECOVERED/RESOLVED",
-                },
-                user=doctor,
-            )
+            demo_post_procedure_pain(patient, doctor, procedure_on=procedure_on)
             made["adverse events"] += 1
         if i % 4 == 0:
             for medication in (CLOMIPHENE, PARACETAMOL):

@@ -184,6 +184,29 @@ def demo_procedure_day(
     )
 
 
+def demo_post_procedure_pain(patient: Patient, doctor, *, procedure_on: date):
+    """The expected adverse event after the injection: scrotal pain for three days, grade 1."""
+    services.adverse_event_create(
+        patient=patient,
+        data={
+            "term": "Scrotal pain",
+            "location": "both testes",
+            "onset_date": procedure_on,
+            "end_date": procedure_on + timedelta(days=3),
+            "ongoing": False,
+            "ctcae_grade": 1,
+            "serious": "N",
+            "relation_aspiration": "NOT RELATED",
+            "relation_injection": "PROBABLY RELATED",
+            "relation_product": "UNLIKELY RELATED",
+            "action_taken": "NOT APPLICABLE",
+            "treatment_given": "Y",
+            "outcome": "RECOVERED/RESOLVED",
+        },
+        user=doctor,
+    )
+
+
 def demo_medication(patient: Patient, doctor, *, medication: DemoMedication, procedure_on: date):
     end = None if medication.end_day is None else procedure_on + timedelta(medication.end_day)
     return services.concomitant_medication_create(
@@ -274,25 +297,7 @@ def seed_followup_demo(*, protocol: Protocol, users: dict) -> list[Patient]:
         for code, semen, hormones in case.visits:
             demo_follow_up(patient, doctor, code=code, semen=semen, hormones=hormones)
         if case.procedure_days_ago and case.procedure_days_ago <= 30:
-            services.adverse_event_create(
-                patient=patient,
-                data={
-                    "term": "Scrotal pain",
-                    "location": "both testes",
-                    "onset_date": procedure_on,
-                    "end_date": procedure_on + timedelta(days=3),
-                    "ongoing": False,
-                    "ctcae_grade": 1,
-                    "serious": "N",
-                    "relation_aspiration": "NOT RELATED",
-                    "relation_injection": "PROBABLY RELATED",
-                    "relation_product": "UNLIKELY RELATED",
-                    "action_taken": "NOT APPLICABLE",
-                    "treatment_given": "Y",
-                    "outcome": "RECOVERED/RESOLVED",
-                },
-                user=doctor,
-            )
+            demo_post_procedure_pain(patient, doctor, procedure_on=procedure_on)
         if case.end:
             eos = services.end_of_study_visit_open(patient=patient, user=doctor)
             _crf("end_of_study", eos, doctor, assessment_date=today, status=case.end)
