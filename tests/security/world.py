@@ -123,9 +123,11 @@ def _users(site, code: str) -> dict:
     }
 
 
-def _patient_with_every_record(side: SiteWorld, code: str) -> None:
+def _patient_with_every_record(
+    side: SiteWorld, code: str, identities: tuple[dict, dict] | None = None
+) -> None:
     andrologist = side.users[Role.ANDROLOGIST]
-    first, second = IDENTITIES[code]
+    first, second = identities or IDENTITIES[code]
     patient = patient_services.patient_enrol(
         site=side.site,
         user=andrologist,
@@ -190,6 +192,19 @@ def _finished_job(user, patient) -> PdfJob:
     job.finished_at = timezone.now()
     job.save()
     return job
+
+
+def add_patients(world: World, per_site: int) -> None:
+    """`per_site` more patients at each site with every kind of record, as the world's own
+    (the query-growth check: a page must not read more when the study grows)."""
+    for side, code in ((world.own, "BEN"), (world.other, "AND")):
+        for n in range(per_site):
+            extra = SiteWorld(site=side.site, users=side.users)
+            identities = tuple(
+                {**version, "full_name": f"Extra{n} {version['full_name']}", "national_id": ""}
+                for version in IDENTITIES[code]
+            )
+            _patient_with_every_record(extra, code, identities)
 
 
 def build_world(protocol) -> World:
