@@ -66,7 +66,11 @@ class AuditEntry(AppendOnlyModel):
 
     class Meta:
         ordering = ["timestamp", "id"]
-        indexes = [models.Index(fields=["content_type", "object_id"])]
+        indexes = [
+            models.Index(fields=["content_type", "object_id"]),
+            # The trail page's keyset order (newest first: scanned backwards), issue 12.
+            models.Index(fields=["timestamp", "id"], name="audit_trail_keyset"),
+        ]
         constraints = [
             # Two writers can never fork a chain, even if the trigger's lock were bypassed.
             models.UniqueConstraint(fields=["chain", "chain_seq"], name="audit_chain_seq_unique")
