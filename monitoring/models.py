@@ -329,3 +329,32 @@ class SdvRecheck(models.Model):
 
     def __str__(self):
         return f"SDV re-check of {self.form_code} #{self.record_id}"
+
+
+class SdvCount(models.Model):
+    """How many live forms of a site have each SDV status: the worklist's tabs read these few
+    rows, not the forms (issue 12: the same time at any study size). Kept by database
+    triggers on SdvFormStatus (migration 0008, PostgreSQL and SQLite), in the transaction
+    that changes a status; striped over 8 slots (the form's id modulo 8), so concurrent
+    saves at one site seldom wait on the same row. A tab's count is the sum of its slots."""
+
+    # Derived counts of derived rows, not clinical data.
+    audit_exempt = True
+
+    SLOTS = 8
+
+    site = models.ForeignKey("trial.StudySite", on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=10)
+    slot = models.PositiveSmallIntegerField()
+    n = models.IntegerField(default=0)
+
+    objects = SiteScopedManager()
+    site_lookup = "site"
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["site", "status", "slot"], name="sdv_count_slot")
+        ]
+
+    def __str__(self):
+        return f"{self.site_id} {self.status}/{self.slot}: {self.n}"

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Count, Min, Q, QuerySet
+from django.db.models import Count, Min, Q, QuerySet, Sum
 
 from audit.models import AuthEvent
 from audit.services import snapshot
@@ -23,6 +23,7 @@ from .models import (
     AccessReview,
     AuditTrailReview,
     DataQuery,
+    SdvCount,
     SdvFormStatus,
     Signature,
     SourceVerification,
@@ -608,9 +609,15 @@ class SdvWorklist:
     # ---- the sequence ----
 
     def counts(self) -> dict[str, int]:
-        """Status -> number of forms, for the tabs (one aggregate query)."""
+        """Status -> number of forms, for the tabs: one aggregate over the few count rows
+        (SdvCount: per site, status and slot, kept by triggers), not over the forms."""
         if self._counts is None:
-            found = dict(self._rows().order_by().values_list("status").annotate(n=Count("id")))
+            if not self._checked:
+                self._rows()  # the forms queued by the database hashed first
+            counts = SdvCount.objects.for_user(self.user)
+            if self.site_code:
+                counts = counts.filter(site__code=self.site_code)
+            found = dict(counts.order_by().values_list("status").annotate(n=Sum("n")))
             self._counts = {key: found.get(key, 0) for key in SdvStatus.LABELS}
         return self._counts
 

@@ -89,6 +89,9 @@ def backfill(apps, schema_editor):
                     "sourceverification",
                 ],
             )
+        if connection.vendor == "postgresql":
+            # Statistics now: the worklist's plans (an index scan) need the table's size.
+            cursor.execute("ANALYZE monitoring_sdvformstatus")
 
 
 class Migration(migrations.Migration):
