@@ -656,16 +656,24 @@ class SdvWorklist:
         if self.status:
             rows = rows.filter(rank=SDV_RANK[self.status])
         bytewise = _bytewise_collation()
-        page = rows.select_related(
-            "visit__definition", "visit__patient__site", "verification__verified_by"
-        ).order_by(
+        order = (
             "rank",
             Collate("study_id", bytewise),
             "definition_order",
             Collate("form_code", bytewise),
             "sequence",
             "record_id",
-        )[offset : offset + limit]
+        )
+        # The page's keys by the index alone (OFFSET skips index entries, not joined rows),
+        # then those rows with their visits and verifications: one query.
+        keys = rows.order_by(*order).values("pk")[offset : offset + limit]
+        page = (
+            SdvFormStatus.objects.filter(pk__in=keys)
+            .select_related(
+                "visit__definition", "visit__patient__site", "verification__verified_by"
+            )
+            .order_by(*order)
+        )
         out = []
         for row in page:
             model = crf.get(row.form_code).model
