@@ -70,6 +70,13 @@ class AuditEntry(AppendOnlyModel):
             models.Index(fields=["content_type", "object_id"]),
             # The trail page's keyset order (newest first: scanned backwards), issue 12.
             models.Index(fields=["timestamp", "id"], name="audit_trail_keyset"),
+            # The audit review's "changes outside the application" (the capture trigger's rows,
+            # few): its count and rows in a period read only them.
+            models.Index(
+                fields=["timestamp", "id"],
+                condition=models.Q(user_name__startswith="database:"),
+                name="audit_outside_app",
+            ),
         ]
         constraints = [
             # Two writers can never fork a chain, even if the trigger's lock were bypassed.
