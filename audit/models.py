@@ -66,7 +66,18 @@ class AuditEntry(AppendOnlyModel):
 
     class Meta:
         ordering = ["timestamp", "id"]
-        indexes = [models.Index(fields=["content_type", "object_id"])]
+        indexes = [
+            models.Index(fields=["content_type", "object_id"]),
+            # The trail page's keyset order (newest first: scanned backwards), issue 12.
+            models.Index(fields=["timestamp", "id"], name="audit_trail_keyset"),
+            # The audit review's "changes outside the application" (the capture trigger's rows,
+            # few): its count and rows in a period read only them.
+            models.Index(
+                fields=["timestamp", "id"],
+                condition=models.Q(user_name__startswith="database:"),
+                name="audit_outside_app",
+            ),
+        ]
         constraints = [
             # Two writers can never fork a chain, even if the trigger's lock were bypassed.
             models.UniqueConstraint(fields=["chain", "chain_seq"], name="audit_chain_seq_unique")

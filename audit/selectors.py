@@ -1,5 +1,7 @@
+import re
 from collections.abc import Iterable, Iterator
-from datetime import UTC, date, datetime, time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from itertools import islice
 
 from django.contrib.contenttypes.models import ContentType
@@ -67,6 +69,88 @@ def audit_trail(
     if date_to:
         qs = qs.filter(timestamp__lte=datetime.combine(date_to, time.max, tzinfo=tz))
     return qs.order_by("-timestamp", "-id")
+
+
+# ---- the trail's pages: keyset pagination, no COUNT(*) ----------------------------------------
+
+TRAIL_PAGE_SIZE = 50
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CURSOR = re.compile(r"^(-?\d{1,18})_(\d{1,18})$")
+
+
+def trail_cursor(entry: AuditEntry) -> str:
+    """A row's place in the trail's order (timestamp, id), for a "newer" or "older" link:
+    microseconds since 1970 (UTC) and the id, "1773216000123456_4711"."""
+    return f"{(entry.timestamp - _EPOCH) // timedelta(microseconds=1)}_{entry.pk}"
+
+
+def parse_trail_cursor(text: str) -> tuple[datetime, int] | None:
+    """(timestamp, id) of a cursor; None for anything else (a tampered address: the first
+    page, never an error)."""
+    match = _CURSOR.match(text or "")
+    if not match:
+        return None
+    try:
+        at = _EPOCH + timedelta(microseconds=int(match[1]))
+    except OverflowError:
+        return None
+    return at, int(match[2])
+
+
+@dataclass
+class TrailPage:
+    """One page of the trail, newest first, and the cursors of the pages either side (None:
+    there is none). Iterates over its rows, as a Paginator's page does."""
+
+    object_list: list[AuditEntry]
+    newer: str | None = None
+    older: str | None = None
+    size: int = field(default=TRAIL_PAGE_SIZE)
+
+    def __iter__(self):
+        return iter(self.object_list)
+
+    def __len__(self) -> int:
+        return len(self.object_list)
+
+
+def trail_page(
+    entries: QuerySet[AuditEntry], *, older: str = "", newer: str = "", size: int = TRAIL_PAGE_SIZE
+) -> TrailPage:
+    """A page of `entries` (audit_trail: ordered by timestamp and id, newest first) cut by
+    keyset: the rows older than the cursor `older`, or newer than `newer`, one query of
+    size + 1 rows over the (timestamp, id) index, whatever the size of the trail. No count:
+    the page links to the newer and older pages only. A bad cursor is the first page."""
+    if cursor := parse_trail_cursor(older):
+        at, pk = cursor
+        rows = list(
+            entries.filter(timestamp__lte=at).filter(
+                Q(timestamp__lt=at) | Q(timestamp=at, id__lt=pk)
+            )[: size + 1]
+        )
+        page = rows[:size]
+        return TrailPage(
+            page,
+            newer=trail_cursor(page[0]) if page else None,
+            older=trail_cursor(page[-1]) if len(rows) > size else None,
+            size=size,
+        )
+    if cursor := parse_trail_cursor(newer):
+        at, pk = cursor
+        rows = list(
+            entries.filter(timestamp__gte=at)
+            .filter(Q(timestamp__gt=at) | Q(timestamp=at, id__gt=pk))
+            .order_by("timestamp", "id")[: size + 1]
+        )
+        if len(rows) > size:
+            page = rows[:size][::-1]
+            return TrailPage(
+                page, newer=trail_cursor(page[0]), older=trail_cursor(page[-1]), size=size
+            )
+        # Back at the newest rows: the first page, full.
+    rows = list(entries[: size + 1])
+    page = rows[:size]
+    return TrailPage(page, older=trail_cursor(page[-1]) if len(rows) > size else None, size=size)
 
 
 # ---- identifiers --------------------------------------------------------------------------------

@@ -1,6 +1,5 @@
 from django.apps import apps
 from django.conf import settings
-from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import Http404
 from django.shortcuts import render
@@ -12,7 +11,13 @@ from core.roles import AUDIT_ROLES, Role
 
 from .chain import parse_anchor, verify_audit_trail
 from .forms import AuditSearchForm
-from .selectors import audit_trail, audit_trail_csv_rows, hide_identifiers, record_history
+from .selectors import (
+    audit_trail,
+    audit_trail_csv_rows,
+    hide_identifiers,
+    record_history,
+    trail_page,
+)
 
 
 def record_history_view(request, model_label, record_uuid):
@@ -56,10 +61,14 @@ def audit_trail_view(request):
         return streaming_csv_response(
             audit_trail_csv_rows(rows), filename=f"audit-trail-{stamp}.csv"
         )
-    page = Paginator(entries, 50).get_page(request.GET.get("page"))
+    # Keyset pages (newer / older than a row), no COUNT(*) over the trail (issue 12).
+    page = trail_page(
+        entries, older=request.GET.get("older", ""), newer=request.GET.get("newer", "")
+    )
     page.object_list = list(hide_identifiers(page.object_list, user=request.user))
     params = request.GET.copy()
-    params.pop("page", None)
+    for key in ("page", "older", "newer"):
+        params.pop(key, None)
     return render(
         request,
         "audit/audit_trail.html",

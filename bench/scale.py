@@ -393,6 +393,15 @@ def clone_columns(model, plan: ClonePlan) -> list[tuple[str, str]]:
         overrides["object_id"] = _remap_by(
             "t.object_id", "t.content_type_id", plan.by_content_type, plan.stride
         )
+    if table == "monitoring_sdvformstatus":  # the stored SDV status: its form, its study id
+        from core import crf
+
+        forms = {d.code: d.model._meta.db_table for d in crf.all_definitions()}
+        overrides["record_id"] = _remap_by("t.record_id", "t.form_code", forms, plan.stride)
+        overrides["study_id"] = (
+            "(SELECT p.study_id FROM patients_patient p "
+            f"WHERE p.id = t.patient_id + k * {plan.stride['patients_patient']})"
+        )
     return [(c, overrides.get(c, e)) for c, e in out]
 
 
@@ -477,6 +486,19 @@ def clone_hashed(plan: ClonePlan, first: int, last: int) -> None:
     SourceVerification.objects.bulk_create(made)
 
 
+def _sdv_verified_hashes(cursor, plan: ClonePlan, first: int, last: int) -> None:
+    """The stored SDV status of copies first..last holds their verifications' new hashes."""
+    stride = plan.stride.get("monitoring_sdvformstatus")
+    if stride is None:
+        return
+    cursor.execute(
+        "UPDATE monitoring_sdvformstatus s SET verified_hash = v.record_hash "
+        "FROM monitoring_sourceverification v WHERE v.id = s.verification_id "
+        f"AND v.record_id = s.record_id AND s.id > {first * stride} "
+        f"AND s.id <= {(last + 1) * stride}"
+    )
+
+
 def _audit_clone_sql(plan: ClonePlan, first: int, last: int) -> str:
     from audit.models import AuditEntry
 
@@ -542,6 +564,7 @@ def clone(target: int, batch: int) -> None:
                     f"WHERE t.id <= {plan.stride[table]} ORDER BY k, t.id"
                 )
             clone_hashed(plan, first, last)
+            _sdv_verified_hashes(cursor, plan, first, last)
             audit_started = time.perf_counter()
             cursor.execute(_audit_clone_sql(plan, first, last))
             audit_seconds += time.perf_counter() - audit_started

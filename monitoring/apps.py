@@ -1,4 +1,13 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate, post_save
+
+
+def _install_triggers(sender, using, **kwargs):
+    from django.db import connections
+
+    from . import dbtriggers
+
+    dbtriggers.install(connections[using])
 
 
 class MonitoringConfig(AppConfig):
@@ -12,7 +21,8 @@ class MonitoringConfig(AppConfig):
 
         from . import selectors
         from .integrity import signature_check
-        from .services import ensure_not_locked
+        from .models import SourceVerification
+        from .services import ensure_not_locked, sdv_form_saved, sdv_verification_saved
 
         # Every CRF write checks that no valid signature locks its visit.
         guards.register(ensure_not_locked)
@@ -28,3 +38,11 @@ class MonitoringConfig(AppConfig):
                 sdv=selectors.record_sdv,
             )
         )
+        # The stored SDV status, in the transaction of each write: a form's save or void
+        # (every CRF model: the receiver checks the form is registered), a verification.
+        post_save.connect(sdv_form_saved, dispatch_uid="sdv_form_saved")
+        post_save.connect(
+            sdv_verification_saved, sender=SourceVerification, dispatch_uid="sdv_verification"
+        )
+        # A write outside the application queues the form for a new hash (PostgreSQL).
+        post_migrate.connect(_install_triggers, sender=self, dispatch_uid="sdv_triggers")

@@ -264,3 +264,97 @@ class AuditTrailReview(AppendOnlyModel):
 
     def __str__(self):
         return f"Audit-trail review {self.date_from}..{self.date_to} by {self.reviewed_by}"
+
+
+class SdvFormStatus(models.Model):
+    """The SDV status of one live form, stored (issue 12: the worklist at 10,000 patients is
+    one indexed GROUP BY for its tabs and one indexed ORDER BY/LIMIT for its page). Derived
+    data, kept current in the transaction of the write that changes it (monitoring.services:
+    a form's save or void, a verification); a write outside the application (raw SQL) queues
+    the form in SdvRecheck by a PostgreSQL trigger and the worklist hashes it again before
+    it counts. One row per live (not voided) form; `study_id` and `definition_order` are
+    copied from the patient and the visit definition for the worklist's order."""
+
+    # Derived from audited rows (the forms and the verifications), rebuilt from them at will:
+    # its own writes are not clinical changes and have no trail of their own.
+    audit_exempt = True
+
+    form_code = models.CharField(max_length=40)
+    record_id = models.BigIntegerField(help_text="The form record (its model: form_code).")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="+")
+    site = models.ForeignKey("trial.StudySite", on_delete=models.PROTECT, related_name="+")
+    visit = models.ForeignKey(Visit, on_delete=models.PROTECT, related_name="+")
+    sequence = models.PositiveSmallIntegerField()
+    assessment_date = models.DateField(null=True)
+    study_id = models.CharField(max_length=16)
+    definition_order = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=10)
+    # The worklist's order of statuses: changed 0, pending 1, verified 2.
+    rank = models.PositiveSmallIntegerField()
+    # The newest verification of the form's slot (visit, form, sequence), if any.
+    verification = models.ForeignKey(
+        SourceVerification, on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    verified_at = models.DateTimeField(null=True)
+    # That verification's hash when it names this record; "" when it verified another record
+    # of the slot (voided since): the form is then changed whatever its values.
+    verified_hash = models.CharField(max_length=64, blank=True)
+    updated_at = models.DateTimeField(help_text="When the row was last computed.")
+
+    objects = SiteScopedManager()
+    site_lookup = "site"
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["form_code", "record_id"], name="sdv_one_row_per_form")
+        ]
+        # The worklist's ordering indexes (study id and form code in bytewise order) are made
+        # by migration 0007 per database vendor (COLLATE "C" on PostgreSQL).
+        indexes = [models.Index(fields=["visit", "form_code", "sequence"], name="sdv_slot")]
+
+    def __str__(self):
+        return f"SDV {self.status} of {self.form_code} #{self.record_id}"
+
+
+class SdvRecheck(models.Model):
+    """A form written outside the application (raw SQL: a PostgreSQL trigger on each CRF table
+    and on SourceVerification queues it), whose stored SDV status must be computed again in
+    Python (the values' hash) before the worklist is read. Emptied by the worklist."""
+
+    # A work queue of derived data, not clinical data.
+    audit_exempt = True
+
+    form_code = models.CharField(max_length=40)
+    record_id = models.BigIntegerField()
+
+    def __str__(self):
+        return f"SDV re-check of {self.form_code} #{self.record_id}"
+
+
+class SdvCount(models.Model):
+    """How many live forms of a site have each SDV status: the worklist's tabs read these few
+    rows, not the forms (issue 12: the same time at any study size). Kept by database
+    triggers on SdvFormStatus (migration 0008, PostgreSQL and SQLite), in the transaction
+    that changes a status; striped over 8 slots (the form's id modulo 8), so concurrent
+    saves at one site seldom wait on the same row. A tab's count is the sum of its slots."""
+
+    # Derived counts of derived rows, not clinical data.
+    audit_exempt = True
+
+    SLOTS = 8
+
+    site = models.ForeignKey("trial.StudySite", on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=10)
+    slot = models.PositiveSmallIntegerField()
+    n = models.IntegerField(default=0)
+
+    objects = SiteScopedManager()
+    site_lookup = "site"
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["site", "status", "slot"], name="sdv_count_slot")
+        ]
+
+    def __str__(self):
+        return f"{self.site_id} {self.status}/{self.slot}: {self.n}"

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Count, Min, Q, QuerySet
+from django.db.models import Count, Min, Q, QuerySet, Sum
 
 from audit.models import AuthEvent
 from audit.services import snapshot
@@ -23,6 +23,8 @@ from .models import (
     AccessReview,
     AuditTrailReview,
     DataQuery,
+    SdvCount,
+    SdvFormStatus,
     Signature,
     SourceVerification,
 )
@@ -564,175 +566,58 @@ class SdvRow:
 
 
 SDV_PAGE_SIZE = 50
-# A model's content type id, read in the query (no ContentType cache to fill first).
-_CONTENT_TYPE_SQL = 'SELECT id FROM "django_content_type" WHERE app_label = %s AND model = %s'
-_SDV_ORDER = {SdvStatus.CHANGED: 0, SdvStatus.PENDING: 1, SdvStatus.VERIFIED: 2}
+# The worklist's order of statuses, stored as SdvFormStatus.rank.
+SDV_RANK = {SdvStatus.CHANGED: 0, SdvStatus.PENDING: 1, SdvStatus.VERIFIED: 2}
 
 
 def _bytewise_collation() -> str:
     """The collation that orders text by its bytes (as Python's sort of str does for the
     identifiers sorted here): "C" on PostgreSQL, BINARY on SQLite."""
-    return '"C"' if connection.vendor == "postgresql" else "BINARY"
+    return "C" if connection.vendor == "postgresql" else "BINARY"
 
 
 class SdvWorklist:
     """The monitor's worklist (every live form of the user's sites with its SDV status, the
-    forms changed since verification first, then those not yet verified), filtered, counted,
-    ordered and cut into pages by the database (portable SQL: PostgreSQL or SQLite): one
-    UNION ALL over the registered CRF tables.
+    forms changed since verification first, then those not yet verified), read from the
+    stored status (SdvFormStatus, kept current by the writes: monitoring.services): the tabs'
+    counts are one indexed GROUP BY, a page one indexed ORDER BY/LIMIT with its visits and
+    verifications joined. Nothing grows with the number of patients.
 
     A lazy sequence for Paginator: `len()` is the count of the status asked (from the tabs'
-    counts), a slice reads only its rows (with the columns the list shows), then one query
-    for their visits and one for their verifications. Nothing grows with the number of
-    patients but the database's work. A row's record holds only the columns the list shows
+    counts), a slice reads only its rows. A row's record holds only the columns the list shows
     (the others deferred, as with `.only()`): read a whole form from its own page.
 
-    Verified or changed is the values' hash (`sdv_status`), which SQL cannot compute. The
-    trail decides it instead for a form with no change since its verification: every write of
-    a CRF row leaves an AuditEntry (the services' own, or the capture trigger's for a write
-    outside the application), so a form with no audit row after its verification's own still
-    holds the values verified. Only the others (edited after verification, or a verification
-    the trail does not show) are read and hashed in Python, as before."""
+    Forms written outside the application (raw SQL: queued in SdvRecheck by a PostgreSQL
+    trigger) are hashed again first (`services.sdv_recheck`; one query when none is queued)."""
 
     def __init__(self, *, user, site_code: str = "", status: str = ""):
         self.user, self.site_code, self.status = user, site_code, status
         self._counts: dict[str, int] | None = None
-        self._changed: list[str] | None = None
+        self._checked = False
 
-    # ---- the SQL ----
+    def _rows(self) -> QuerySet[SdvFormStatus]:
+        if not self._checked:
+            from .services import sdv_recheck
 
-    def _patients_sql(self) -> tuple[str, list]:
-        patients = Patient.objects.for_user(self.user)
+            sdv_recheck()
+            self._checked = True
+        rows = SdvFormStatus.objects.for_user(self.user)
         if self.site_code:
-            patients = patients.filter(site__code=self.site_code)
-        if patients.query.is_empty():  # an inactive user: no site
-            return "SELECT NULL WHERE 1 = 0", []
-        sql, params = patients.order_by().values("pk").query.sql_with_params()
-        return sql, list(params)
-
-    def _base_sql(self) -> tuple[str, list]:
-        """`WITH ... forms AS (...)`: code, ct, id, visit_id, sequence, verification columns."""
-        patients_sql, params = self._patients_sql()
-        visit_table = Visit._meta.db_table
-        parts, part_params = [], []
-        for definition in crf.all_definitions():
-            model = definition.model
-            parts.append(
-                f"SELECT CAST(%s AS TEXT) AS code, ({_CONTENT_TYPE_SQL}) AS ct, "
-                "r.id, r.visit_id, r.sequence, r.assessment_date "
-                f'FROM "{model._meta.db_table}" r JOIN "{visit_table}" v ON v.id = r.visit_id '
-                f"WHERE r.voided_at IS NULL AND v.patient_id IN (SELECT patient_id FROM scoped)"
-            )
-            part_params += [definition.code, model._meta.app_label, model._meta.model_name]
-        if not parts:
-            parts = [
-                "SELECT CAST('' AS TEXT) AS code, 0 AS ct, 0 AS id, 0 AS visit_id, "
-                "0 AS sequence, CAST(NULL AS DATE) AS assessment_date WHERE 1 = 0"
-            ]
-        sql = (
-            f"WITH scoped (patient_id) AS ({patients_sql}), "
-            # The newest verification of each form slot.
-            "latest AS (SELECT id, visit_id, form_code, sequence, record_id FROM ("
-            "SELECT sv.id, sv.visit_id, sv.form_code, sv.sequence, sv.record_id, "
-            "ROW_NUMBER() OVER (PARTITION BY sv.visit_id, sv.form_code, sv.sequence "
-            "ORDER BY sv.verified_at DESC, sv.id DESC) AS n "
-            f'FROM "{SourceVerification._meta.db_table}" sv '
-            "WHERE sv.patient_id IN (SELECT patient_id FROM scoped)) ranked WHERE n = 1), "
-            f"forms AS ({' UNION ALL '.join(parts)}), "
-            f"slots AS (SELECT f.*, l.id AS verification_id, l.record_id AS verified_record_id "
-            f"FROM forms f LEFT JOIN latest l ON l.visit_id = f.visit_id "
-            f"AND l.form_code = f.code AND l.sequence = f.sequence) "
-        )
-        return sql, params + part_params
-
-    def _status_sql(self) -> tuple[str, list]:
-        """The status of a row of `slots s`, as SQL."""
-        changed = self._changed_keys()
-        # One placeholder per changed form ("code:id"); none changed: no form matches.
-        is_changed = (
-            f"(s.code || ':' || s.id) IN ({', '.join(['%s'] * len(changed))})"
-            if changed
-            else "1 = 0"
-        )
-        return (
-            f"CASE WHEN s.verification_id IS NULL THEN '{SdvStatus.PENDING}' "
-            f"WHEN s.verified_record_id <> s.id OR {is_changed} "
-            f"THEN '{SdvStatus.CHANGED}' ELSE '{SdvStatus.VERIFIED}' END",
-            list(changed),
-        )
-
-    def _rows_sql(self) -> tuple[str, list]:
-        """`... rows AS (...)`: the slots with status and sort keys."""
-        from trial.models import VisitDefinition
-
-        base, params = self._base_sql()
-        status, status_params = self._status_sql()
-        sql = base + (
-            ", rows AS (SELECT s.code, s.id, s.visit_id, s.assessment_date, s.verification_id, "
-            f"{status} AS status, "
-            'p.study_id, d."order" AS definition_order, s.sequence '
-            f'FROM slots s JOIN "{Visit._meta.db_table}" v ON v.id = s.visit_id '
-            f'JOIN "{Patient._meta.db_table}" p ON p.id = v.patient_id '
-            f'JOIN "{VisitDefinition._meta.db_table}" d ON d.id = v.definition_id) '
-        )
-        return sql, [*params, *status_params]
-
-    def _changed_keys(self) -> list[str]:
-        """ "code:id" of the forms whose latest verification names them but whose values no
-        longer hash as verified: the trail's fast path, then the hash for the rest."""
-        if self._changed is not None:
-            return self._changed
-        from audit.models import AuditEntry
-
-        base, params = self._base_sql()
-        audit = AuditEntry._meta.db_table
-        sql = base + (
-            "SELECT s.code, s.id, s.verification_id FROM slots s "
-            "WHERE s.verified_record_id = s.id AND NOT COALESCE(("
-            f'SELECT NOT EXISTS (SELECT 1 FROM "{audit}" e WHERE e.content_type_id = s.ct '
-            "AND e.object_id = s.id AND e.id > m.first) "
-            f'FROM (SELECT min(va.id) AS first FROM "{audit}" va '
-            f"WHERE va.content_type_id = ({_CONTENT_TYPE_SQL}) "
-            "AND va.object_id = s.verification_id) m "
-            "WHERE m.first IS NOT NULL), 1 = 0)"
-        )
-        meta = SourceVerification._meta
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [*params, meta.app_label, meta.model_name])
-            suspects = cursor.fetchall()
-        by_code: dict[str, dict[int, int]] = defaultdict(dict)
-        for code, record_id, verification_id in suspects:
-            by_code[code][record_id] = verification_id
-        hashes = (
-            dict(
-                SourceVerification.objects.filter(
-                    pk__in=[v for ids in by_code.values() for v in ids.values()]
-                ).values_list("pk", "record_hash")
-            )
-            if suspects
-            else {}
-        )
-        changed = []
-        for code, ids in sorted(by_code.items()):
-            for record in crf.get(code).model.objects.filter(pk__in=ids):
-                if record_values_hash(record) != hashes[ids[record.pk]]:
-                    changed.append(f"{code}:{record.pk}")
-        self._changed = changed
-        return changed
+            rows = rows.filter(site__code=self.site_code)
+        return rows
 
     # ---- the sequence ----
 
     def counts(self) -> dict[str, int]:
-        """Status -> number of forms, for the tabs (one aggregate query)."""
+        """Status -> number of forms, for the tabs: one aggregate over the few count rows
+        (SdvCount: per site, status and slot, kept by triggers), not over the forms."""
         if self._counts is None:
-            base, params = self._base_sql()
-            status, status_params = self._status_sql()
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"{base}SELECT {status}, count(*) FROM slots s GROUP BY 1",
-                    [*params, *status_params],
-                )
-                found = dict(cursor.fetchall())
+            if not self._checked:
+                self._rows()  # the forms queued by the database hashed first
+            counts = SdvCount.objects.for_user(self.user)
+            if self.site_code:
+                counts = counts.filter(site__code=self.site_code)
+            found = dict(counts.order_by().values_list("status").annotate(n=Sum("n")))
             self._counts = {key: found.get(key, 0) for key in SdvStatus.LABELS}
         return self._counts
 
@@ -758,53 +643,48 @@ class SdvWorklist:
             raise ValueError("An SDV worklist is sliced without a step.")
         if stop <= start:
             return []
-        return self._load(self._page_keys(offset=start, limit=stop - start))
+        return self._page(offset=start, limit=stop - start)
 
-    def _page_keys(self, *, offset: int, limit: int) -> list[tuple]:
-        sql, params = self._rows_sql()
-        where = ""
-        if self.status:
-            where, params = "WHERE status = %s ", [*params, self.status]
-        order = " ".join(f"WHEN '{status}' THEN {rank}" for status, rank in _SDV_ORDER.items())
-        collation = _bytewise_collation()
-        sql += (
-            "SELECT code, id, visit_id, sequence, assessment_date, verification_id, status "
-            f"FROM rows {where}"
-            f"ORDER BY CASE status {order} END, study_id COLLATE {collation}, definition_order, "
-            f"code COLLATE {collation}, sequence, id LIMIT %s OFFSET %s"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [*params, limit, offset])
-            return cursor.fetchall()
-
-    @staticmethod
-    def _load(keys: list[tuple]) -> list[SdvRow]:
-        """The page's rows: each form as a record with the columns the list shows (the rest
-        deferred, as `.only()` would), its visit and its verification: two queries."""
+    def _page(self, *, offset: int, limit: int) -> list[SdvRow]:
+        """One query: the stored rows of the page in the worklist's order (the index's), with
+        their visits and verifications; each form as a record with the columns the list
+        shows (the rest deferred, as `.only()` would)."""
         from django.db import router
+        from django.db.models.functions import Collate
 
-        visits = Visit.objects.select_related("definition", "patient__site").in_bulk(
-            {visit_id for _, _, visit_id, *_ in keys}
+        rows = self._rows()
+        if self.status:
+            rows = rows.filter(rank=SDV_RANK[self.status])
+        bytewise = _bytewise_collation()
+        order = (
+            "rank",
+            Collate("study_id", bytewise),
+            "definition_order",
+            Collate("form_code", bytewise),
+            "sequence",
+            "record_id",
         )
-        wanted = [v for *_, v, _ in keys if v is not None]
-        verifications = (
-            SourceVerification.objects.select_related("verified_by").in_bulk(wanted)
-            if wanted
-            else {}
+        # The page's keys by the index alone (OFFSET skips index entries, not joined rows),
+        # then those rows with their visits and verifications: one query.
+        keys = rows.order_by(*order).values("pk")[offset : offset + limit]
+        page = (
+            SdvFormStatus.objects.filter(pk__in=keys)
+            .select_related(
+                "visit__definition", "visit__patient__site", "verification__verified_by"
+            )
+            .order_by(*order)
         )
-        rows = []
-        for code, record_id, visit_id, sequence, assessment_date, verification_id, status in keys:
-            model = crf.get(code).model
-            # A raw cursor converts no value: SQLite returns a date as its ISO text.
-            assessment_date = model._meta.get_field("assessment_date").to_python(assessment_date)
+        out = []
+        for row in page:
+            model = crf.get(row.form_code).model
             record = model.from_db(
                 router.db_for_read(model),
                 ["id", "visit_id", "sequence", "assessment_date"],
-                [record_id, visit_id, sequence, assessment_date],
+                [row.record_id, row.visit_id, row.sequence, row.assessment_date],
             )
-            record.visit = visits[visit_id]
-            rows.append(SdvRow(record, status, verifications.get(verification_id)))
-        return rows
+            record.visit = row.visit
+            out.append(SdvRow(record, row.status, row.verification))
+        return out
 
 
 def sdv_worklist(*, user, site_code: str = "", status: str = "") -> SdvWorklist:

@@ -5,6 +5,8 @@ from django.contrib.auth.signals import user_login_failed
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Case, Q, Value, When
+from django.utils import timezone
 
 from audit.models import AuditEntry, AuthEvent
 from audit.services import app_write, audit_record_change, audited_save, auth_event_log
@@ -17,12 +19,16 @@ from .models import (
     AuditTrailReview,
     DataQuery,
     QueryMessage,
+    SdvFormStatus,
+    SdvRecheck,
     Signature,
     SignatureAgreement,
     SignatureRevocation,
     SourceVerification,
 )
 from .selectors import (
+    SDV_RANK,
+    SdvStatus,
     canonical_hash,
     casebook_signature,
     covered_logs,
@@ -30,6 +36,7 @@ from .selectors import (
     covered_summary,
     locking_signature,
     record_values_hash,
+    sdv_status,
     user_access_list,
     visit_is_complete,
 )
@@ -360,3 +367,175 @@ def audit_trail_review_record(*, user, review, note: str) -> AuditTrailReview:
     )
     audited_save(record, user=user)
     return record
+
+
+# ---- the stored SDV status (SdvFormStatus): kept in the transaction of each write ------------
+
+
+def _status_case(*, verified: Q, output=None):
+    """CASE over a stored row: pending without a verification, verified when `verified`
+    holds, else changed; as the status text, or as its rank (`output` "rank")."""
+
+    def value(status):
+        return Value(SDV_RANK[status]) if output == "rank" else Value(status)
+
+    return Case(
+        When(verification__isnull=True, then=value(SdvStatus.PENDING)),
+        When(verified, then=value(SdvStatus.VERIFIED)),
+        default=value(SdvStatus.CHANGED),
+    )
+
+
+def sdv_form_saved(sender, instance, created: bool = False, raw: bool = False, **kwargs):
+    """post_save of every CRF model (connected in MonitoringConfig.ready), inside the save's
+    transaction: a void takes the form off the worklist (one DELETE); a change compares the
+    values' hash with the verified one in the database (one UPDATE: equal values stay
+    verified, others are changed since verification); a new form gets its row (two
+    statements: its slot's newest verification, the INSERT)."""
+    if raw or not isinstance(instance, CrfRecord) or not crf.is_registered(instance.crf_code):
+        return
+    rows = SdvFormStatus.objects.filter(form_code=instance.crf_code, record_id=instance.pk)
+    if instance.voided_at is not None:
+        rows.delete()
+        return
+    if not created:
+        digest = record_values_hash(instance)
+        if rows.update(
+            status=_status_case(verified=Q(verified_hash=digest)),
+            rank=_status_case(verified=Q(verified_hash=digest), output="rank"),
+            assessment_date=instance.assessment_date,
+            updated_at=timezone.now(),
+        ):
+            return
+    sdv_rebuild(code=instance.crf_code, records=[instance])
+
+
+def sdv_rebuild(*, code: str, records: list) -> None:
+    """Compute the stored status of `records` (forms of `code`, voided ones too) from scratch:
+    the rows of the voided ones deleted, the others written (insert or update)."""
+    live = [r for r in records if r.voided_at is None]
+    gone = [r.pk for r in records if r.voided_at is not None]
+    if gone:
+        SdvFormStatus.objects.filter(form_code=code, record_id__in=gone).delete()
+    if not live:
+        return
+    # The visits, with patient and definition (those of a form just saved are loaded).
+    visits = {r.visit_id: r.visit for r in live if _visit_loaded(r)}
+    missing = {r.visit_id for r in live} - set(visits)
+    if missing:
+        visits.update(Visit.objects.select_related("patient", "definition").in_bulk(missing))
+    latest: dict[tuple[int, int], SourceVerification] = {}
+    for v in SourceVerification.objects.filter(
+        visit_id__in={r.visit_id for r in live}, form_code=code
+    ).order_by("verified_at", "id"):
+        latest[(v.visit_id, v.sequence)] = v
+    now = timezone.now()
+    rows = []
+    for record in live:
+        visit = visits[record.visit_id]
+        verification = latest.get((record.visit_id, record.sequence))
+        status = sdv_status(record, verification)
+        rows.append(
+            SdvFormStatus(
+                form_code=code,
+                record_id=record.pk,
+                patient_id=visit.patient_id,
+                site_id=visit.patient.site_id,
+                visit_id=visit.pk,
+                sequence=record.sequence,
+                assessment_date=record.assessment_date,
+                study_id=visit.patient.study_id,
+                definition_order=visit.definition.order,
+                status=status,
+                rank=SDV_RANK[status],
+                verification=verification,
+                verified_at=verification.verified_at if verification else None,
+                verified_hash=(
+                    verification.record_hash
+                    if verification and verification.record_id == record.pk
+                    else ""
+                ),
+                updated_at=now,
+            )
+        )
+    SdvFormStatus.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["form_code", "record_id"],
+        update_fields=[
+            "patient",
+            "site",
+            "visit",
+            "sequence",
+            "assessment_date",
+            "study_id",
+            "definition_order",
+            "status",
+            "rank",
+            "verification",
+            "verified_at",
+            "verified_hash",
+            "updated_at",
+        ],
+    )
+
+
+def _visit_loaded(record) -> bool:
+    """Whether the form's visit, its patient and definition are already in memory."""
+    if not type(record)._meta.get_field("visit").is_cached(record):
+        return False
+    visit = record.visit
+    return Visit._meta.get_field("patient").is_cached(visit) and Visit._meta.get_field(
+        "definition"
+    ).is_cached(visit)
+
+
+def sdv_verification_saved(sender, instance, created: bool = False, raw: bool = False, **kw):
+    """post_save of SourceVerification: the form of its slot is verified (the record it names)
+    or changed (another record of the slot, voided since): one UPDATE."""
+    if raw or not created:
+        return
+    same = Q(record_id=instance.record_id)
+    SdvFormStatus.objects.filter(
+        visit_id=instance.visit_id, form_code=instance.form_code, sequence=instance.sequence
+    ).update(
+        verification=instance,
+        verified_at=instance.verified_at,
+        verified_hash=Case(When(same, then=Value(instance.record_hash)), default=Value("")),
+        status=Case(When(same, then=Value(SdvStatus.VERIFIED)), default=Value(SdvStatus.CHANGED)),
+        rank=Case(
+            When(same, then=Value(SDV_RANK[SdvStatus.VERIFIED])),
+            default=Value(SDV_RANK[SdvStatus.CHANGED]),
+        ),
+        updated_at=timezone.now(),
+    )
+
+
+def sdv_recheck(*, batch: int = 2000) -> int:
+    """Compute again the forms queued by the database (SdvRecheck: written outside the
+    application): their values hashed in Python. One query when the queue is empty (the usual
+    case); a few per form type and batch otherwise. Returns how many were re-checked."""
+    done = 0
+    while True:
+        queued = list(
+            SdvRecheck.objects.order_by("id").values_list("id", "form_code", "record_id")[:batch]
+        )
+        if not queued:
+            return done
+        with transaction.atomic():
+            by_code: dict[str, set[int]] = {}
+            for _, code, record_id in queued:
+                by_code.setdefault(code, set()).add(record_id)
+            for code, ids in sorted(by_code.items()):
+                if not crf.is_registered(code):
+                    continue
+                model = crf.get(code).model
+                records = list(model._base_manager.filter(pk__in=ids))
+                found = {r.pk for r in records}
+                if ids - found:  # no such form (any more): nothing on the worklist
+                    SdvFormStatus.objects.filter(form_code=code, record_id__in=ids - found).delete()
+                sdv_rebuild(code=code, records=records)
+            SdvRecheck.objects.filter(id__in=[pk for pk, _, _ in queued]).delete()
+        done += len(queued)
+        if len(queued) < batch:
+            return done

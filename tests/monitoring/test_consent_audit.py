@@ -157,7 +157,7 @@ def test_the_audit_trail_searches_paginates_and_exports(
         url, {"study_id": consented_patient.study_id, "form_code": "examination"}
     ).content.decode()
     assert "weight_kg" in page and other_patient.study_id not in page
-    assert "Page 1 of" in page
+    assert "rows a page, newest first" in page  # keyset pages: no count of the trail
     export = b"".join(
         client.get(url, {"study_id": consented_patient.study_id, "format": "csv"}).streaming_content
     ).decode()

@@ -558,6 +558,9 @@ OTHER_TARGETS = [
         extra={
             "format": st.sampled_from(["", "csv", "xml", "<b>"]),
             "page": st.sampled_from(["1", "2", "-1", "0", "9" * 30, "last", "NaN"]),
+            # The trail's keyset cursors (audit.selectors.trail_page), tampered.
+            "older": st.sampled_from(["", "1_1", "-1_-1", "9" * 30, "999999999999999999_1"]),
+            "newer": st.sampled_from(["", "0_0", "x_y", "1773216000000000_" + "9" * 18]),
         },
     ),
     Target(
