@@ -88,10 +88,9 @@ class PatientStatus(models.Model):
     # with a copy of what the form's own audit rows already say (audit/dbtriggers.py).
     audit_exempt = True
 
-    # Derived data follows its patient (patients are never deleted anyway).
-    patient = models.OneToOneField(
-        Patient, on_delete=models.CASCADE, primary_key=True, related_name="stored_status"
-    )
+    # Derived data follows its patient (patients are never deleted anyway). An id of its
+    # own, as every patient-scoped table: bench/scale.py's clone remaps ids generically.
+    patient = models.OneToOneField(Patient, on_delete=models.CASCADE, related_name="stored_status")
     # The patient's site again, so that a site's counts read this table alone (its indexes).
     site = models.ForeignKey(StudySite, on_delete=models.PROTECT, related_name="+")
     stage = models.CharField(max_length=20)  # patients.selectors.Stage

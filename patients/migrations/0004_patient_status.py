@@ -29,7 +29,8 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='PatientStatus',
             fields=[
-                ('patient', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='stored_status', serialize=False, to='patients.patient')),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('patient', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='stored_status', to='patients.patient')),
                 ('stage', models.CharField(max_length=20)),
                 ('has_flags', models.BooleanField(default=False)),
                 ('site', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='trial.studysite')),

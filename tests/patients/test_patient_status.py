@@ -207,3 +207,27 @@ def test_the_list_and_the_counts_read_the_stored_status(site, other_site, androl
     everywhere = stage_counts(user=monitor)
     assert everywhere.total == 3 and everywhere.by_stage[Stage.AWAITING_CONSENT] == 1
     assert elsewhere.study_id in {p.study_id for p in patient_list(user=monitor)}
+
+
+@pytest.mark.postgres
+def test_bench_scale_clones_the_stored_status_right(site, andrologist, patient):
+    """bench/scale.py finds PatientStatus by its foreign key to Patient and copies it with the
+    patient: a clone's records are its original's, so its stored status is right as copied."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    import scale
+
+    give_consent(patient, andrologist)
+    save_crf(
+        "semen_analysis",
+        patient.visits.get(definition__code="SCR"),
+        andrologist,
+        abstinence_days=12,
+    )
+    assert PatientStatus in scale.patient_scoped_models()
+    scale.clone(3, batch=2)
+    assert PatientStatus.objects.count() == Patient.objects.count() == 3
+    assert set(PatientStatus.objects.values_list("stage", "has_flags")) == {(Stage.SCREENING, True)}
+    assert status_drift() == []
