@@ -17,7 +17,21 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
-from django.db.models import Exists, Max, OuterRef, Q, QuerySet
+from django.core.paginator import Page, Paginator
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    Exists,
+    F,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.utils import timezone
 
 from core import crf
@@ -308,38 +322,166 @@ class ScheduleFilter:
     ACTIONABLE_STATUSES = (VisitStatus.OPEN, VisitStatus.OVERDUE, VisitStatus.MISSED)
 
 
+SCHEDULE_PAGE_SIZE = 50
+
+
 @dataclass
 class Schedule:
     rows: list[ScheduleRow]
     counts: dict[str, int] = field(default_factory=dict)
+    # The page of `rows` (django.core.paginator.Page): the list is paginated in the database.
+    page: Page | None = None
 
 
-def _matches(row: ScheduleRow, show: str) -> bool:
+class _CountedPaginator(Paginator):
+    """A paginator told its count (read with the schedule's counts, in the same aggregate)."""
+
+    def __init__(self, object_list, per_page, *, count: int):
+        super().__init__(object_list, per_page)
+        self._count = count
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+
+def _done_q() -> Q:
+    """The visit's registered expected forms are all entered (visit_is_done, in SQL): one
+    EXISTS per expected (form, number), grouped by the follow-up visit definitions."""
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for definition in VisitDefinition.objects.filter(kind__in=FOLLOWUP_KINDS).order_by("pk"):
+        expected = tuple(
+            (code, seq)
+            for code, n in definition.expected_forms
+            if crf.is_registered(code)
+            for seq in range(1, n + 1)
+        )
+        if expected:
+            groups[expected].append(definition.pk)
+    done = Q(pk__in=[])
+    for expected, definition_ids in groups.items():
+        entered = Q(definition_id__in=definition_ids)
+        for code, seq in expected:
+            rows = crf.get(code).model.objects.filter(
+                visit=OuterRef("pk"), sequence=seq, voided_at__isnull=True
+            )
+            entered &= Q(Exists(rows))
+        done |= entered
+    return done
+
+
+def with_schedule_status(visits: QuerySet[Visit], *, today: date) -> QuerySet[Visit]:
+    """Annotate follow-up visits of active patients with `schedule_status` and `due_week`:
+    the status rule (status_on, closed=False) and "due this week" of schedule_rows, in SQL,
+    so that the schedule is counted, filtered and paginated by the database. Also
+    `next_window_start` (the next scheduled visit's window opening: _missed_from)."""
+    later = (
+        Visit.objects.filter(
+            patient=OuterRef("patient"),
+            definition__kind=VisitDefinition.Kind.SCHEDULED,
+            window_start__isnull=False,
+            target_date__isnull=False,
+            target_date__gt=OuterRef("target_date"),
+        )
+        .exclude(pk=OuterRef("pk"))
+        .order_by("window_start")
+        .values("window_start")[:1]
+    )
+    # today < missed_from = max(next window start, window end + 1 day) once the window has
+    # closed (window_end < today) is: today < next window start; with no later visit it is
+    # today < window_end + LAST_VISIT_OVERDUE_DAYS + 1.
+    grace_from = today - timedelta(days=LAST_VISIT_OVERDUE_DAYS)
+    S = VisitStatus
+    status = Case(
+        When(done=True, then=Value(S.DONE)),
+        When(
+            Q(window_start__isnull=True) | Q(window_end__isnull=True),
+            then=Case(
+                When(definition__kind=VisitDefinition.Kind.UNSCHEDULED, then=Value(S.OPEN)),
+                default=Value(S.UPCOMING),
+            ),
+        ),
+        When(window_start__gt=today, then=Value(S.UPCOMING)),
+        When(window_end__gte=today, then=Value(S.OPEN)),
+        When(next_window_start__gt=today, then=Value(S.OVERDUE)),
+        When(next_window_start__isnull=False, then=Value(S.MISSED)),
+        When(window_end__gte=grace_from, then=Value(S.OVERDUE)),
+        default=Value(S.MISSED),
+        output_field=CharField(),
+    )
+    week_end = today + timedelta(days=DUE_SOON_DAYS - 1)
+    return visits.annotate(
+        done=Case(When(_done_q(), then=Value(True)), default=Value(False)),
+        next_window_start=Subquery(later),
+    ).annotate(
+        schedule_status=status,
+        due_week=Case(
+            When(done=False, target_date__gte=today, target_date__lte=week_end, then=True),
+            default=Value(False),
+        ),
+    )
+
+
+def _shown_q(show: str) -> Q:
+    """Which rows the `show` filter keeps, on with_schedule_status' annotations."""
     if show == ScheduleFilter.ACTIONABLE:
-        return row.due_this_week or row.status in ScheduleFilter.ACTIONABLE_STATUSES
+        return Q(due_week=True) | Q(schedule_status__in=ScheduleFilter.ACTIONABLE_STATUSES)
     if show == ScheduleFilter.WEEK:
-        return row.due_this_week
-    return row.status == show
+        return Q(due_week=True)
+    return Q(schedule_status=show)
 
 
-def visits_due_list(*, user, today: date, site_code: str = "", show: str = "") -> Schedule:
-    """Follow-up visits at the user's sites (patients still in follow-up), with counts of
-    visits due this week (target date in the next 7 days, not done), open, overdue and
-    missed. A bounded number of queries whatever the number of patients."""
+def _schedule_visits(*, user, today: date, site_code: str) -> QuerySet[Visit]:
     visits = _followup_visits(Visit.objects.for_user(user))
     if site_code:
         visits = visits.filter(patient__site__code=site_code)
-    all_rows = schedule_rows(visits=visits, today=today)
-    counts = {
-        ScheduleFilter.WEEK: sum(r.due_this_week for r in all_rows),
-        **{s: sum(r.status == s for r in all_rows) for s in ScheduleFilter.ACTIONABLE_STATUSES},
-    }
-    return Schedule(rows=[r for r in all_rows if _matches(r, show)], counts=counts)
+    return with_schedule_status(visits, today=today)
+
+
+def _counts(visits: QuerySet[Visit], **extra) -> dict[str, int]:
+    return visits.order_by().aggregate(
+        **{ScheduleFilter.WEEK: Count("pk", filter=Q(due_week=True))},
+        **{s: Count("pk", filter=Q(schedule_status=s)) for s in ScheduleFilter.ACTIONABLE_STATUSES},
+        **extra,
+    )
+
+
+def visits_due_list(*, user, today: date, site_code: str = "", show: str = "", page=1) -> Schedule:
+    """Follow-up visits at the user's sites (patients still in follow-up), with counts of
+    visits due this week (target date in the next 7 days, not done), open, overdue and
+    missed: one aggregate for the counts (and the number shown), one query for the page of
+    SCHEDULE_PAGE_SIZE rows, whatever the number of patients. `page`: the page number as
+    typed (anything not a page number gives the first or the last page)."""
+    visits = _schedule_visits(user=user, today=today, site_code=site_code)
+    shown_q = _shown_q(show)
+    figures = _counts(visits, shown=Count("pk", filter=shown_q))
+    shown = figures.pop("shown")
+    ordered = visits.filter(shown_q).order_by(
+        F("target_date").asc(nulls_last=True),
+        "definition__order",
+        "patient__site__code",
+        "patient__number",
+        "sequence",
+        "pk",
+    )
+    page_obj = _CountedPaginator(ordered, SCHEDULE_PAGE_SIZE, count=shown).get_page(page)
+    rows = [
+        ScheduleRow(
+            v,
+            v.schedule_status,
+            v.due_week,
+            None
+            if v.window_end is None or v.next_window_start is None
+            else max(v.next_window_start, v.window_end + timedelta(days=1)),
+        )
+        for v in page_obj.object_list
+    ]
+    return Schedule(rows=rows, counts=figures, page=page_obj)
 
 
 def visits_due_counts(*, user, today: date) -> dict[str, int]:
-    """For the home page: {"week": n, "open": n, "overdue": n, "missed": n}."""
-    return visits_due_list(user=user, today=today).counts
+    """For the home page: {"week": n, "open": n, "overdue": n, "missed": n}: one aggregate."""
+    return _counts(_schedule_visits(user=user, today=today, site_code=""))
 
 
 # ---- reminders -------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -17,7 +18,6 @@ from core.scoping import scoped_object_or_404
 from core.submissions import Created, already_saved, create_once
 from patients.models import Patient
 from patients.selectors import consent_status, patient_detail_queryset
-from trial.selectors import sites_for_user
 
 from . import services
 from .forms import (
@@ -69,16 +69,23 @@ def schedule(request):
     if filters["show"] not in dict(ScheduleFilter.CHOICES):
         filters["show"] = ScheduleFilter.ACTIONABLE
     result = visits_due_list(
-        user=request.user, today=today, site_code=filters["site"], show=filters["show"]
+        user=request.user,
+        today=today,
+        site_code=filters["site"],
+        show=filters["show"],
+        page=request.GET.get("page"),
     )
     return render(
         request,
         "followup/visit_schedule.html",
         {
             "schedule": result,
+            "page": result.page,
+            "querystring": urlencode(filters),
             "filters": filters,
             "show_choices": ScheduleFilter.CHOICES,
-            "sites": sites_for_user(user=request.user),
+            # The site filter lists the menu's `user_sites` (dashboard.context_processors):
+            # one queryset, read once for both.
             "today": today,
             "status": VisitStatus,
         },

@@ -6,9 +6,14 @@ class PatientsConfig(AppConfig):
     verbose_name = "Patients"
 
     def ready(self):
+        from audit import integrity as restore
         from core import crf
 
         from . import forms, models
+        from .integrity import status_check
+
+        # A restored database: the stored stage and flags still match the records.
+        restore.register_check(status_check)
 
         crf.register(
             "eligibility",

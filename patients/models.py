@@ -72,6 +72,44 @@ class PatientIdentity(BaseModel):
         return f"Identity of {self.patient}"
 
 
+class PatientStatus(models.Model):
+    """The patient's stage and whether a live value of his is flagged (outside its expected
+    range), stored so that the home page and the patient list count and filter with one
+    indexed query instead of EXISTS over every form table for every patient (issue 12).
+
+    Derived data, never entered: `patients.services.patient_status_refresh` rewrites the row
+    in the transaction of every write that can change it (enrolment, consent signed or
+    withdrawn, a CRF that decides the stage or has soft limits saved or voided), computing
+    it with the one definition of the rules (`patients.selectors.with_stage` and
+    `with_flag_count`). `manage.py patient_status --repair` and the restore check report and
+    mend drift (a raw SQL write that bypassed the services)."""
+
+    # Derived from audited rows, not clinical data itself: auditing it would fill the trail
+    # with a copy of what the form's own audit rows already say (audit/dbtriggers.py).
+    audit_exempt = True
+
+    # Derived data follows its patient (patients are never deleted anyway). An id of its
+    # own, as every patient-scoped table: bench/scale.py's clone remaps ids generically.
+    patient = models.OneToOneField(Patient, on_delete=models.CASCADE, related_name="stored_status")
+    # The patient's site again, so that a site's counts read this table alone (its indexes).
+    site = models.ForeignKey(StudySite, on_delete=models.PROTECT, related_name="+")
+    stage = models.CharField(max_length=20)  # patients.selectors.Stage
+    has_flags = models.BooleanField(default=False)
+
+    objects = SiteScopedManager()
+    site_lookup = "site"
+
+    class Meta:
+        verbose_name_plural = "patient statuses"
+        indexes = [
+            models.Index(fields=["site", "stage"], name="patients_status_site_stage"),
+            models.Index(fields=["site", "has_flags"], name="patients_status_site_flags"),
+        ]
+
+    def __str__(self):
+        return f"{self.patient_id}: {self.stage}{' (flagged)' if self.has_flags else ''}"
+
+
 def signed_consent_path(instance, filename):
     """A generated name: a uuid and the extension of what the bytes are, never the uploaded name
     (it may name the patient, or claim ".png" for a script). Files stored before keep theirs."""

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field, replace
 from datetime import date
 
-from django.db.models import Case, Exists, OuterRef, Q, QuerySet, Value, When
+from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Value, When
 from django.db.models import CharField as CharFieldExpr
 
 from core import crf
@@ -13,7 +13,7 @@ from trial.models import ConsentVersion, VisitDefinition
 from trial.selectors import current_consent_version
 
 from . import hooks
-from .models import Consent, CrfRecord, Eligibility, Patient, Visit
+from .models import Consent, CrfRecord, Eligibility, Patient, PatientStatus, Visit
 
 
 class Stage:
@@ -120,6 +120,10 @@ def _eligible_q() -> Q:
     return Q(incl01="Y") & ~refused
 
 
+# The forms whose live rows decide the stage (with_stage), besides the consents.
+STAGE_FORMS = ("eligibility", "injection", "end_of_study")
+
+
 def _live_rows(code: str):
     """Live rows of CRF `code` for the outer patient; None when this build lacks the form."""
     if not crf.is_registered(code):
@@ -131,7 +135,7 @@ def with_stage(queryset: QuerySet[Patient]) -> QuerySet[Patient]:
     """Annotate `stage`, computed in SQL so that lists can filter on it (one place)."""
     consents = Consent.objects.filter(patient=OuterRef("pk"))
     eligibility = Eligibility.objects.filter(visit__patient=OuterRef("pk"), voided_at__isnull=True)
-    ended, injected = _live_rows("end_of_study"), _live_rows("injection")
+    _, injected, ended = (_live_rows(code) for code in STAGE_FORMS)
     later_stages = []
     if ended is not None:
         later_stages.append(When(Exists(ended), then=Value(Stage.ENDED)))
@@ -168,10 +172,76 @@ def with_flag_count(queryset: QuerySet[Patient]) -> QuerySet[Patient]:
     )
 
 
+def status_affected_by(code: str) -> bool:
+    """Can a write of CRF `code` change the stored stage or flags (with_stage's forms, or a
+    form with soft limits, with_flag_count's)? Other forms' saves leave PatientStatus alone."""
+    return code in STAGE_FORMS or (crf.is_registered(code) and has_soft_limits(crf.get(code).model))
+
+
+def computed_status(queryset: QuerySet[Patient]) -> QuerySet:
+    """(pk, site_id, stage, has_flags) of each patient, computed from the records now: what
+    PatientStatus stores (the same columns, in its order: the backfill inserts this SELECT)."""
+    return (
+        with_flag_count(with_stage(queryset))
+        .order_by()
+        .values_list("pk", "site_id", "stage", "has_flags")
+    )
+
+
+def status_drift(queryset: QuerySet[Patient] | None = None) -> list[tuple]:
+    """Patients whose stored stage or flags are not what the records say now (a row written
+    by raw SQL past the services, a row missing): [(patient id, site id, (stored stage,
+    stored flags) or None, (stage, has_flags) computed)]. One query (the whole study's EXISTS:
+    for a check, not for a page)."""
+    queryset = Patient.objects.all() if queryset is None else queryset
+    rows = computed_status(queryset).values_list(
+        "pk", "site_id", "stage", "has_flags", "stored_status__stage", "stored_status__has_flags"
+    )
+    return [
+        (pk, site_id, None if stored is None else (stored, stored_flags), (stage, flags))
+        for pk, site_id, stage, flags, stored, stored_flags in rows.order_by("pk")
+        if (stored, stored_flags) != (stage, flags)
+    ]
+
+
+@dataclass(frozen=True)
+class StageCounts:
+    """The home page's figures: patients per stage, in all and flagged."""
+
+    by_stage: dict[str, int]
+    total: int
+    flagged: int
+
+    @property
+    def stages(self) -> list[tuple[str, str, int]]:
+        return [(key, label, self.by_stage.get(key, 0)) for key, label in Stage.CHOICES]
+
+
+def stage_counts(*, user) -> StageCounts:
+    """Patients at the user's sites by stored stage, and flagged: one aggregate over
+    PatientStatus (its (site, stage) and (site, has_flags) indexes), whatever the number of
+    patients."""
+    figures = PatientStatus.objects.for_user(user).aggregate(
+        total=Count("pk"),
+        flagged=Count("pk", filter=Q(has_flags=True)),
+        **{f"stage_{key}": Count("pk", filter=Q(stage=key)) for key in Stage.LABELS},
+    )
+    return StageCounts(
+        by_stage={key: figures[f"stage_{key}"] for key in Stage.LABELS},
+        total=figures["total"],
+        flagged=figures["flagged"],
+    )
+
+
 def patient_list(
     *, user, site_code: str = "", stage: str = "", flagged: bool = False, search: str = ""
 ) -> QuerySet[Patient]:
-    qs = with_flag_count(with_stage(Patient.objects.for_user(user).select_related("site")))
+    """The user's patients with their stored `stage` and `has_flags` (PatientStatus)."""
+    qs = (
+        Patient.objects.for_user(user)
+        .select_related("site")
+        .annotate(stage=F("stored_status__stage"), has_flags=F("stored_status__has_flags"))
+    )
     if site_code:
         qs = qs.filter(site__code=site_code)
     if stage:

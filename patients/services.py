@@ -4,7 +4,7 @@ date rules, validation and the audit trail live in one place, whatever calls the
 from datetime import date, datetime, timedelta
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -14,8 +14,14 @@ from audit.services import audited_save
 from core import crf, guards
 from trial.models import ConsentVersion, StudySite, VisitDefinition
 
-from .models import Consent, CrfRecord, Patient, PatientIdentity, Visit
-from .selectors import consent_status, expected_repeat
+from .models import Consent, CrfRecord, Patient, PatientIdentity, PatientStatus, Visit
+from .selectors import (
+    computed_status,
+    consent_status,
+    expected_repeat,
+    status_affected_by,
+    status_drift,
+)
 
 MIN_AGE, MAX_AGE = 18, 70
 
@@ -69,6 +75,7 @@ def patient_enrol(
     identity.full_clean()
     audited_save(identity, user=user, patient=patient)
     visits_create_initial(patient=patient, user=user)
+    patient_status_refresh(patient=patient)
     return patient
 
 
@@ -173,6 +180,7 @@ def consent_record(
         # The first consent anchors the screening window.
         for visit in patient.visits.filter(definition__anchor=VisitDefinition.Anchor.CONSENT):
             visit_anchor(visit=visit, anchor_date=consent.signed_on, user=user)
+        patient_status_refresh(patient=patient)  # awaiting consent -> screening or later
     return consent
 
 
@@ -202,6 +210,7 @@ def consent_withdraw(*, consent: Consent, withdrawn_on: date, reason: str, user)
         reason=reason,
         action=AuditEntry.Action.WITHDRAW,
     )
+    patient_status_refresh(patient=consent.patient)
     return consent
 
 
@@ -283,6 +292,7 @@ def crf_save(
         definition.cross_form_check(record=record)
     audited_save(record, user=user, patient=patient, reason=reason)
     crf.saved(record=record, user=user, created=is_new)
+    patient_status_refresh(patient=patient, code=record.crf_code)
     return record
 
 
@@ -305,4 +315,74 @@ def crf_void(*, record: CrfRecord, user, reason: str) -> CrfRecord:
         reason=reason,
         action=AuditEntry.Action.VOID,
     )
+    patient_status_refresh(patient=record.visit.patient, code=record.crf_code)
     return record
+
+
+# ---- the stored stage and flags (PatientStatus) ----------------------------------------------
+
+
+def patient_status_refresh(*, patient: Patient, code: str | None = None) -> None:
+    """Store the patient's stage and flags as the records now say, in the caller's
+    transaction (every service that can change them calls it last). `code`: the CRF just
+    written; a form that decides neither (patients.selectors.status_affected_by) costs
+    nothing. Otherwise two statements when nothing changed (most edits), three when it did:
+
+    1. lock the patient's status row: a concurrent write of the same patient waits here, and
+       computes after this transaction commits, so it sees this one's records (READ
+       COMMITTED: each statement sees what committed before it);
+    2. compute with the one definition of the rules (selectors.computed_status);
+    3. store it, if it differs (an upsert: a patient without a row gets one)."""
+    if code is not None and not status_affected_by(code):
+        return
+    stored = (
+        PatientStatus.objects.select_for_update()
+        .filter(patient_id=patient.pk)
+        .values_list("stage", "has_flags")
+        .first()
+    )
+    _, site_id, stage, has_flags = computed_status(Patient.objects.filter(pk=patient.pk)).get()
+    if stored == (stage, has_flags):
+        return
+    if stored is None:
+        PatientStatus.objects.bulk_create(
+            [
+                PatientStatus(
+                    patient_id=patient.pk, site_id=site_id, stage=stage, has_flags=has_flags
+                )
+            ],
+            update_conflicts=True,
+            unique_fields=["patient"],
+            update_fields=["site", "stage", "has_flags"],
+        )
+    else:
+        PatientStatus.objects.filter(patient_id=patient.pk).update(stage=stage, has_flags=has_flags)
+
+
+def patient_status_rebuild() -> int:
+    """Every patient's row computed again in one INSERT ... SELECT (the migration's backfill,
+    `manage.py patient_status --rebuild`): set-based, no row goes through Python. Returns the
+    number of rows."""
+    sql, params = computed_status(Patient.objects.all()).query.sql_with_params()
+    table = connection.ops.quote_name(PatientStatus._meta.db_table)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {table}")
+        cursor.execute(f"INSERT INTO {table} (patient_id, site_id, stage, has_flags) {sql}", params)
+        return cursor.rowcount
+
+
+@transaction.atomic
+def patient_status_repair() -> list[tuple]:
+    """Rewrite the rows that drifted from the records (selectors.status_drift) and return
+    that drift, as found before the repair."""
+    drift = status_drift()
+    PatientStatus.objects.bulk_create(
+        [
+            PatientStatus(patient_id=pk, site_id=site_id, stage=stage, has_flags=flags)
+            for pk, site_id, _, (stage, flags) in drift
+        ],
+        update_conflicts=True,
+        unique_fields=["patient"],
+        update_fields=["site", "stage", "has_flags"],
+    )
+    return drift

@@ -36,8 +36,11 @@ def test_every_clinical_model_is_known_to_the_audit_mechanism():
         if getattr(m, "audit_exempt", False)
     }
     # SdvFormStatus, SdvRecheck, SdvCount: the SDV status derived from audited rows, its
-    # queue and its counts.
-    assert exempt == {"Reminder", "VisitExtension", "SdvFormStatus", "SdvRecheck", "SdvCount"}
+    # queue and its counts. PatientStatus: the stage and flags derived from audited rows.
+    assert exempt == {
+        "Reminder", "VisitExtension", "SdvFormStatus", "SdvRecheck", "SdvCount",
+        "PatientStatus",
+    }
 
 
 @pytest.mark.postgres
