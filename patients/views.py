@@ -328,6 +328,7 @@ def _crf_post(request, slot, form):
             user=request.user,
             reason=form.cleaned_data.get("reason_for_change", ""),
             loaded_version=form.cleaned_data.get("loaded_version"),
+            consent=slot.consent,  # read by crf_slot in this request's transaction
         )
     except EditConflict as exc:
         if slot.record is None:  # the same, decided inside the save (both at once)
