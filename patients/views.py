@@ -295,7 +295,8 @@ def crf_edit(request, patient_uuid, visit_uuid, code, sequence):
     form = slot.definition.form_class(
         request.POST or None,
         instance=slot.instance(),
-        initial={"loaded_version": record_version(slot.record)},
+        # A POST carries the version its page was loaded at: reading it now would be wasted.
+        initial={} if request.method == "POST" else {"loaded_version": record_version(slot.record)},
     )
     if request.method == "POST":
         if not slot.may_enter:
