@@ -50,6 +50,11 @@ RENEW_EVERY_SECONDS = 60
 RENEWED_AT = "_edc_renewed_at"
 
 
+def mark_renewed(session) -> None:
+    """The session's expiry is being renewed now (it is saved with this change)."""
+    session[RENEWED_AT] = int(timezone.now().timestamp())
+
+
 class SessionRenewalMiddleware:
     """The idle timeout (SESSION_COOKIE_AGE) without a write on every request: instead of
     SESSION_SAVE_EVERY_REQUEST, a signed-in session is saved (its expiry renewed) when
@@ -66,12 +71,9 @@ class SessionRenewalMiddleware:
         session = getattr(request, "session", None)
         if session is None or session.is_empty() or SESSION_KEY not in session:
             return response  # nothing to keep alive (anonymous, or just signed out)
-        now = int(timezone.now().timestamp())
-        renewed = session.get(RENEWED_AT)
-        if (
-            session.modified
-            or not isinstance(renewed, int)
-            or not 0 <= now - renewed < (RENEW_EVERY_SECONDS)
-        ):
-            session[RENEWED_AT] = now
+        since = int(timezone.now().timestamp()) - session.get(RENEWED_AT, -RENEW_EVERY_SECONDS)
+        # Renewed when it is saved anyway, when a minute has passed, or when the clock went
+        # back (a negative age): never kept alive by a stale or tampered-with mark.
+        if session.modified or not 0 <= since < RENEW_EVERY_SECONDS:
+            mark_renewed(session)
         return response
