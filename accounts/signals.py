@@ -7,12 +7,20 @@ from django.dispatch import receiver
 
 from .lockout import lockout_alert_queue
 from .services import sign_in_complete
+from .session_guard import mark_renewed
 
 
 @receiver(user_logged_in, dispatch_uid="accounts_password_only_sign_in")
 def _password_only_sign_in(sender, request, user, **kwargs):
     if not settings.EDC_REQUIRE_2FA:
         sign_in_complete(username=user.get_username())
+
+
+@receiver(user_logged_in, dispatch_uid="accounts_session_renewed_at_sign_in")
+def _session_renewed_at_sign_in(sender, request, user, **kwargs):
+    # The sign-in saves the session with a fresh expiry: the next minute's requests need not.
+    if request is not None and hasattr(request, "session"):
+        mark_renewed(request.session)
 
 
 def _locked_out(sender, request, username, ip_address, **kwargs):

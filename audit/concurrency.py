@@ -105,18 +105,30 @@ def _meanwhile(model, name: str, rows: list[AuditEntry]) -> ChangeMeanwhile:
     )
 
 
+def lock_stored(record: models.Model) -> models.Model:
+    """The record as stored, its row locked (SELECT ... FOR UPDATE on PostgreSQL) until the
+    transaction ends: saves of one record are decided one after the other. The caller passes
+    it on (merge_concurrent_edit, audited_save's `stored`), so it is read once per save."""
+    return type(record)._base_manager.select_for_update().get(pk=record.pk)
+
+
 def merge_concurrent_edit(
-    *, record: models.Model, loaded_version: int | None
+    *, record: models.Model, loaded_version: int | None, stored: models.Model | None = None
 ) -> list[ChangeMeanwhile]:
     """Before a record loaded at `loaded_version` is saved with the user's values: lock it,
     put back every change made meanwhile to a field the user left alone, and refuse (raise
     EditConflict) if the user changed a field someone else changed too. Returns the changes
     kept, for the user to be told. A new record, or no version (a service called directly),
-    is not checked."""
+    is not checked. `stored`: the row already locked by the caller (lock_stored).
+
+    Two statements: the lock, then the trail's rows after `loaded_version`. They cannot be
+    one: a statement that waited for the lock still reads with the snapshot it started with
+    (PostgreSQL, READ COMMITTED), so the audit rows of the save it waited for would be
+    missing from it; the second statement, taken after the lock, sees them."""
     if record.pk is None or loaded_version is None:
         return []
     model = type(record)
-    current = model._base_manager.select_for_update().get(pk=record.pk)
+    current = stored if stored is not None else lock_stored(record)
     changed = changes_since(record, loaded_version)
     if not changed:
         return []

@@ -28,6 +28,14 @@ BEGIN
     IF COALESCE(current_setting('edc.audit_context', true), '') = 'app' THEN
         RETURN NULL;  -- written by an audited service, which records it itself
     END IF;
+    IF COALESCE(current_setting('edc.audit_context', true), '') = 'app-row' THEN
+        -- The one row an audited service announced (audit.services.audited_save), which
+        -- records it itself: the announcement is used up here, so the next write in this
+        -- transaction (a QuerySet.update(), raw SQL) is captured again, with no statement
+        -- of the service's to reset it.
+        PERFORM set_config('edc.audit_context', '', true);
+        RETURN NULL;
+    END IF;
     SELECT id INTO ct FROM django_content_type WHERE app_label = TG_ARGV[0] AND model = TG_ARGV[1];
     FOR k IN SELECT jsonb_object_keys(old_j || new_j) LOOP
         CONTINUE WHEN k IN ('id', 'uuid', 'created_at', 'created_by_id', 'updated_at',

@@ -125,6 +125,26 @@ def app_write():
         set_audit_context("")
 
 
+def _share_related(row: models.Model, source: models.Model) -> None:
+    """Give `row` (the stored version of `source`, just read) the related objects `source`
+    already holds for the same ids, so that its readable snapshot ("BEN-003 M4 (#55)")
+    costs no query: the same id is the same record."""
+    for field in row._meta.concrete_fields:
+        if not field.is_relation or not field.is_cached(source):
+            continue
+        if getattr(row, field.attname) == getattr(source, field.attname):
+            field.set_cached_value(row, field.get_cached_value(source))
+
+
+def announce_app_row() -> None:
+    """PostgreSQL: the next row written to an audited table is the application's, recorded by
+    it with user and reason, so the capture trigger skips it; the trigger uses the
+    announcement up on that row (audit/dbtriggers.py, 'app-row'), so nothing else in the
+    transaction escapes capture and no statement is needed to reset it. Transaction-local:
+    a rollback (to the service's savepoint, or of the whole transaction) takes it back too."""
+    set_audit_context("app-row")
+
+
 def audited_save(
     instance: models.Model,
     *,
@@ -133,18 +153,37 @@ def audited_save(
     reason: str = "",
     form_code: str = "",
     action: str | None = None,
+    stored: models.Model | None = None,
 ) -> list[AuditEntry]:
     """Save a clinical record and write its audit rows, as one unit. The only way services
-    write clinical rows."""
-    with transaction.atomic():
+    write clinical rows.
+
+    `stored`: the record as it is in the database, already read (and locked) by the caller
+    in this transaction (crf_save's optimistic-concurrency check): it is the trail's "before"
+    and is not read again.
+
+    Part of its caller's transaction (every service is atomic): no savepoint of its own, so a
+    failure here rolls back the caller's unit (its savepoint, or the whole transaction), as it
+    must, since the caller's own writes before it belong with it. Costs, on PostgreSQL: the
+    read of the stored row (unless given), the announcement for the capture trigger, the
+    INSERT or UPDATE, and one bulk INSERT of the audit rows (the chain trigger hashes them)."""
+    with transaction.atomic(savepoint=False):
         before = None
         if instance.pk is not None:
-            before = snapshot(type(instance)._base_manager.get(pk=instance.pk))
+            if stored is None:
+                stored = type(instance)._base_manager.get(pk=instance.pk)
+            _share_related(stored, instance)
+            before = snapshot(stored)
         if user is not None and hasattr(instance, "updated_by_id"):
             if instance.pk is None:
                 instance.created_by = user
             instance.updated_by = user
-        with app_write():
+        if instance._meta.parents:
+            # More than one row per save (multi-table inheritance): the whole save is the app's.
+            with app_write():
+                instance.save()
+        else:
+            announce_app_row()
             instance.save()
         return audit_record_change(
             instance=instance,

@@ -8,7 +8,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from audit.concurrency import entered_meanwhile, merge_concurrent_edit
+from audit.concurrency import entered_meanwhile, lock_stored, merge_concurrent_edit
 from audit.models import AuditEntry
 from audit.services import audited_save
 from core import crf, guards
@@ -16,6 +16,7 @@ from trial.models import ConsentVersion, StudySite, VisitDefinition
 
 from .models import Consent, CrfRecord, Patient, PatientIdentity, PatientStatus, Visit
 from .selectors import (
+    ConsentStatus,
     computed_status,
     consent_status,
     expected_repeat,
@@ -228,9 +229,21 @@ def ensure_data_entry_allowed(*, patient: Patient, after_withdrawal: bool = Fals
     raise ValidationError(status.message)
 
 
+# Checked by crf_save itself, so record.full_clean() leaves them out (each would cost a query
+# per save): the visit (read and, for a first entry, locked above), the one live record per
+# slot (decided under that lock; the database's unique constraint stands behind it), the
+# bookkeeping users (the signed-in user) and the record's uuid (made by uuid4; unique index).
+_CHECKED_BY_CRF_SAVE = ("visit", "uuid", "created_by", "updated_by")
+
+
 @transaction.atomic
 def crf_save(
-    *, record: CrfRecord, user, reason: str = "", loaded_version: int | None = None
+    *,
+    record: CrfRecord,
+    user,
+    reason: str = "",
+    loaded_version: int | None = None,
+    consent: ConsentStatus | None = None,
 ) -> CrfRecord:
     """Create or change one CRF record: consent gate, slot and date rules, hard limits and
     cross-field rules, then the audit trail (one row per changed field).
@@ -238,19 +251,33 @@ def crf_save(
     `loaded_version` (audit.concurrency.record_version when the form was loaded): a save
     from an older version keeps what others changed meanwhile, or is refused (EditConflict)
     when the user changed the same field. The changes kept are left on
-    `record.changes_meanwhile` for the page to tell the user."""
+    `record.changes_meanwhile` for the page to tell the user.
+
+    `consent`: the patient's consent status read in this same transaction (the CRF page's
+    slot reads it to show the form), so it is not read twice; it is read here otherwise.
+
+    Statements (PostgreSQL, inside a request): SAVEPOINT; the consent (2, unless given);
+    a first entry: the visit locked, the slot's live record; a correction: the record locked,
+    the trail since `loaded_version`; each write guard's (core.guards); the announcement
+    for the capture trigger, the INSERT or UPDATE, the audit rows' bulk INSERT; the on_saved
+    hooks'; RELEASE. Pinned by tests/audit/test_save_cost.py."""
     visit = record.visit
     patient = visit.patient
     definition = crf.get(record.crf_code)
-    status = ensure_data_entry_allowed(
-        patient=patient, after_withdrawal=definition.allowed_after_withdrawal
-    )
+    if consent is None or not consent.allows_entry(
+        after_withdrawal=definition.allowed_after_withdrawal
+    ):
+        consent = ensure_data_entry_allowed(
+            patient=patient, after_withdrawal=definition.allowed_after_withdrawal
+        )
+    status = consent
     repeat = expected_repeat(visit=visit, code=record.crf_code)
     if not repeat:
         raise ValidationError(f"{record.crf_title} is not part of visit {visit.label}.")
     if not 1 <= record.sequence <= repeat:
         raise ValidationError(f"Visit {visit.label} expects {repeat} {record.crf_title} form(s).")
     is_new = record.pk is None
+    stored = None
     if is_new:
         # Lock the visit: two first entries of one slot are decided one after the other, and
         # the second is told, never a duplicate or a database error.
@@ -268,8 +295,10 @@ def crf_save(
             raise ValidationError(
                 {"reason_for_change": "Give the reason for changing data already saved."}
             )
+        # The row locked once: the concurrency check and the trail's "before" read it.
+        stored = lock_stored(record)
         record.changes_meanwhile = merge_concurrent_edit(
-            record=record, loaded_version=loaded_version
+            record=record, loaded_version=loaded_version, stored=stored
         )
     # Other apps' rules on writes (e.g. a signed visit is locked): core.guards.
     guards.check_write(record=record)
@@ -287,10 +316,10 @@ def crf_save(
         )
     if record.assessment_date and record.assessment_date > timezone.localdate():
         raise ValidationError({"assessment_date": "The date cannot be in the future."})
-    record.full_clean()
+    record.full_clean(exclude=_CHECKED_BY_CRF_SAVE)
     if definition.cross_form_check is not None:
         definition.cross_form_check(record=record)
-    audited_save(record, user=user, patient=patient, reason=reason)
+    audited_save(record, user=user, patient=patient, reason=reason, stored=stored)
     crf.saved(record=record, user=user, created=is_new)
     patient_status_refresh(patient=patient, code=record.crf_code)
     return record

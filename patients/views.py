@@ -295,7 +295,8 @@ def crf_edit(request, patient_uuid, visit_uuid, code, sequence):
     form = slot.definition.form_class(
         request.POST or None,
         instance=slot.instance(),
-        initial={"loaded_version": record_version(slot.record)},
+        # A POST carries the version its page was loaded at: reading it now would be wasted.
+        initial={} if request.method == "POST" else {"loaded_version": record_version(slot.record)},
     )
     if request.method == "POST":
         if not slot.may_enter:
@@ -328,6 +329,7 @@ def _crf_post(request, slot, form):
             user=request.user,
             reason=form.cleaned_data.get("reason_for_change", ""),
             loaded_version=form.cleaned_data.get("loaded_version"),
+            consent=slot.consent,  # read by crf_slot in this request's transaction
         )
     except EditConflict as exc:
         if slot.record is None:  # the same, decided inside the save (both at once)

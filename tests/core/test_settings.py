@@ -19,7 +19,8 @@ def test_production_settings_pass_the_deploy_check():
 
 def test_sessions_end_after_inactivity_not_after_two_weeks():
     assert settings.SESSION_COOKIE_AGE <= 30 * 60
-    assert settings.SESSION_SAVE_EVERY_REQUEST
+    # Renewed by requests, at most once a minute (tests/accounts/test_session_renewal.py).
+    assert "accounts.session_guard.SessionRenewalMiddleware" in settings.MIDDLEWARE
     assert settings.USE_TZ
 
 
