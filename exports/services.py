@@ -51,7 +51,7 @@ from core.jobs import JobClaim
 from core.roles import RESULTS_ROLES, Role, has_role
 from patients.models import Patient, Visit
 from reports.exports import results_filename, results_pdf
-from reports.selectors import study_results
+from reports.services import current_results
 from trial.models import StudySite
 from trial.selectors import active_protocol
 
@@ -530,14 +530,15 @@ def _build_zip(job: PdfJob, layouts, model_codes) -> None:
 
 
 def _build_results(job: PdfJob) -> None:
-    """The results page as a PDF, computed now with the requester's current role and sites."""
+    """The results page as a PDF, with the requester's current role and sites: the results
+    job's computation of the current data version, or computed now if there is none."""
     user = job.requested_by
     if not has_role(user, *RESULTS_ROLES):
         raise PermissionDenied("Your role no longer allows you to see the results.")
     if job.site_id and not StudySite.objects.for_user(user).filter(pk=job.site_id).exists():
         raise PermissionDenied(f"Site {job.site.code} is no longer one of yours.")
-    # Without a site code study_results covers all the user's sites, as the page does.
-    results = study_results(user=user, site_code=job.site.code if job.site_id else "")
+    # Without a site code the results cover all the user's sites, as the page does.
+    results = current_results(user=user, site_code=job.site.code if job.site_id else "")
     name = results_filename(
         results=results, extension="pdf", day=timezone.localdate(job.started_at)
     )

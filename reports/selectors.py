@@ -558,6 +558,32 @@ def time_to_first_sperm_chart(*, cohort: list[CohortPatient]) -> Chart:
 
 
 @dataclass(frozen=True)
+class ResultsScope:
+    """Whose results: the user's sites (the filter's choices) and the site chosen, if any.
+    `key` names the patients the results cover (the site ids) and the filter: a snapshot
+    (reports.models.ResultsSnapshot) is shown only to a user of exactly this key."""
+
+    sites: list[StudySite]
+    site: StudySite | None = None
+
+    @property
+    def site_ids(self) -> list[int]:
+        return [self.site.pk] if self.site is not None else sorted(s.pk for s in self.sites)
+
+    @property
+    def key(self) -> str:
+        key = "sites:" + ",".join(str(pk) for pk in self.site_ids)
+        return f"{key};filter:{self.site.pk}" if self.site is not None else key
+
+
+def results_scope(*, user, site_code: str = "") -> ResultsScope:
+    """The user's sites and the one asked for by code (another code: all of them): one
+    query."""
+    sites = list(sites_for_user(user=user))
+    return ResultsScope(sites=sites, site=next((s for s in sites if s.code == site_code), None))
+
+
+@dataclass(frozen=True)
 class Results:
     site: StudySite | None
     sites: list[StudySite]
@@ -566,6 +592,10 @@ class Results:
     tables: list[ResultsTable]
     charts: list[Chart] = field(default_factory=list)
     rules: tuple = RULES
+    # Where the numbers come from: the stored computation (reports.models.ResultsSnapshot)
+    # and the data version now (None: computed live for this request).
+    snapshot: object | None = None
+    current_version: int | None = None
 
     @property
     def overall(self) -> ResultsTable:
@@ -581,6 +611,11 @@ class Results:
     def characteristic_rules(self) -> list[tuple[str, str]]:
         return [(ch.label, ch.rule) for ch in CHARACTERISTICS if ch.rule]
 
+    @property
+    def is_current(self) -> bool:
+        """Computed from the data as they are now (live, or a snapshot of this version)."""
+        return self.snapshot is None or self.snapshot.data_version == self.current_version
+
 
 def results_patients(*, user, site_code: str = "") -> QuerySet[Patient]:
     """The patients the results are computed on: the user's sites, one site if asked."""
@@ -590,14 +625,11 @@ def results_patients(*, user, site_code: str = "") -> QuerySet[Patient]:
     return patients
 
 
-def study_results(*, user, site_code: str = "", with_charts: bool = True) -> Results:
-    """Everything the results page, its CSV and its PDF show, in a bounded number of
-    queries. `site_code` must be one of the user's sites (else: all of them)."""
-    sites = list(sites_for_user(user=user))
-    site = next((s for s in sites if s.code == site_code), None)
-    cohort = cohort_patients(
-        patients=results_patients(user=user, site_code=site.code if site else "")
-    )
+def computed_results(*, site_ids: list[int], with_charts: bool = True) -> dict:
+    """The computed part of the results (Results' enrolled, not_treated, tables, charts) for
+    the patients of `site_ids`, in a bounded number of queries: what the results job
+    stores (reports.snapshots)."""
+    cohort = cohort_patients(patients=Patient.objects.filter(site_id__in=site_ids))
     tables = [
         results_table(code=code, title=title, cohort=[c for c in cohort if keep(c)])
         for code, title, keep in SUBGROUPS
@@ -608,13 +640,23 @@ def study_results(*, user, site_code: str = "", with_charts: bool = True) -> Res
             *mean_hormone_charts(cohort=cohort),
             time_to_first_sperm_chart(cohort=cohort),
         ]
+    return {
+        "enrolled": len(cohort),
+        "not_treated": sum(1 for c in cohort if not c.treated),
+        "tables": tables,
+        "charts": study_charts,
+    }
+
+
+def study_results(*, user, site_code: str = "", with_charts: bool = True) -> Results:
+    """Everything the results page, its CSV and its PDF show, computed now, in a bounded
+    number of queries. `site_code` must be one of the user's sites (else: all of them).
+    The page reads the stored computation instead (reports.services.results_for)."""
+    scope = results_scope(user=user, site_code=site_code)
     return Results(
-        site=site,
-        sites=sites,
-        enrolled=len(cohort),
-        not_treated=sum(1 for c in cohort if not c.treated),
-        tables=tables,
-        charts=study_charts,
+        site=scope.site,
+        sites=scope.sites,
+        **computed_results(site_ids=scope.site_ids, with_charts=with_charts),
     )
 
 

@@ -14,8 +14,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_monitor_reads_the_results_of_one_site_and_downloads_them(
-    page, site, other_site, andrologist, other_andrologist, monitor, monkeypatch
+    page, site, other_site, andrologist, other_andrologist, monitor, monkeypatch, settings
 ):
+    # The results job runs inside the request, as in the demo (no worker in this test).
+    settings.CELERY_TASK_ALWAYS_EAGER = True
     responder = treated(site, andrologist)
     follow_up(responder, andrologist, sperm="PELLET", hormones=("18", "8", "3.6"))
     other = treated(other_site, other_andrologist)

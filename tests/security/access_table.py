@@ -163,4 +163,7 @@ TABLE: dict[str, Access] = {
     # ---- reports -----------------------------------------------------------------------
     "reports:results": read(RESULTS),
     "reports:results-csv": read(RESULTS),
+    # "Recompute now": a computation of the user's own scope (a POST; another site's code
+    # falls back to the user's sites, as the page's filter does).
+    "reports:results-recompute": action(RESULTS),
 }
