@@ -268,22 +268,19 @@ class Sink:
 
 def export_ours(coordinator) -> dict[str, str]:
     from core import crf
-    from exports.datasets import csv_lines, form_rows
+    from exports.datasets import form_csv
 
-    return {
-        d.code: "".join(csv_lines(form_rows(user=coordinator, code=d.code)))
-        for d in crf.all_definitions()
-    }
+    return {d.code: "".join(form_csv(user=coordinator, code=d.code)) for d in crf.all_definitions()}
 
 
 def export_ours_streamed(coordinator) -> int:
     from core import crf
-    from exports.datasets import csv_lines, form_rows
+    from exports.datasets import form_csv
 
     size = 0
     for d in crf.all_definitions():
-        for line in csv_lines(form_rows(user=coordinator, code=d.code)):
-            size += len(line)
+        for chunk in form_csv(user=coordinator, code=d.code):
+            size += len(chunk)
     return size
 
 

@@ -9,12 +9,17 @@
 No direct identifier (name, phone, national id, address) or date of birth is ever read here:
 patients are keyed by study id, age is given at enrolment."""
 
+import csv
+import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 
+from django.db import connection, models
+
 # csv_lines is the app's one CSV writer (formula cells neutralised); kept importable from here.
 from core import crf
+from core.csv import FORMULA_PREFIXES, safe_cell
 from core.csv import csv_lines as csv_lines
 from core.identifiers import IDENTIFIER_HIDDEN, identifier_fields, identity_site_ids
 from followup.selectors import outcome_records_of, outcomes_from
@@ -22,8 +27,9 @@ from patients.models import CrfRecord, Patient
 from trial.models import Protocol, StudySite, VisitDefinition
 
 from .metadata import CrfItem, CrfLayout, all_layouts, crf_layout
-from .selectors import PatientData, form_values, patient_data_batches
+from .selectors import PatientData, form_text_values, form_values, patient_data_batches
 
+FORMULA_START = frozenset(FORMULA_PREFIXES)
 KEY_COLUMNS = [
     ("study_id", "Study ID (site prefix and number)"),
     ("site", "Site code"),
@@ -83,6 +89,91 @@ def form_rows(*, user, code: str) -> Iterator[list[str]]:
             if item.is_coded:
                 row.append(item.decode(value))
         yield row
+
+
+# The SQL text form (selectors.form_text_values) of each kind of model field; any other kind
+# (float, a coded boolean) keeps the form on the Python path.
+_SQL_KINDS = (
+    (models.BooleanField, "boolean"),
+    (models.DecimalField, "float"),
+    (models.IntegerField, "integer"),
+    (models.DateTimeField, "datetime"),
+    (models.DateField, "date"),
+    (models.TimeField, "time"),
+    (models.CharField, "text"),
+    (models.TextField, "text"),
+)
+CSV_ROWS_PER_CHUNK = 2000
+
+
+def _sql_columns(model, items: list[CrfItem]) -> list[tuple[str, str, list | None]] | None:
+    """(name, kind, labels) per item for form_text_values, or None when one item has no SQL
+    form (the form then takes the Python path)."""
+    columns = []
+    for item in items:
+        field = model._meta.get_field(item.name)
+        kind = next((k for klass, k in _SQL_KINDS if isinstance(field, klass)), None)
+        if kind is None or (item.is_coded and kind == "boolean"):
+            return None
+        # CrfItem.decode looks the code up as text: only text keys ever match.
+        labels = [(c, label) for c, label in item.choices if isinstance(c, str)]
+        columns.append((item.name, kind, labels if item.is_coded else None))
+    return columns
+
+
+def _csv_chunks(rows, guarded: list[int]) -> Iterator[str]:
+    """CSV text, CSV_ROWS_PER_CHUNK rows a chunk, as core.csv writes it: `guarded` are the
+    positions of text cells (the only ones that can start like a formula; numbers, dates and
+    booleans never do, and a negative number stays a number), passed through safe_cell."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    batch = []
+    for row in rows:
+        if guarded:
+            row = list(row)
+            for i in guarded:
+                value = row[i]
+                if value and value[0] in FORMULA_START:
+                    row[i] = safe_cell(value)
+        batch.append(row)
+        if len(batch) == CSV_ROWS_PER_CHUNK:
+            writer.writerows(batch)
+            batch.clear()
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    writer.writerows(batch)
+    if buffer.tell():
+        yield buffer.getvalue()
+
+
+def form_csv(*, user, code: str) -> Iterator[str]:
+    """The CSV text of form_rows (byte for byte), in chunks of many rows: on PostgreSQL the
+    cells are made text by the database (selectors.form_text_values) and written by the C
+    csv writer, with no Python conversion per cell (issue 12: export <= 2x COPY). Other
+    databases, and a form with identifier fields or a column kind without a SQL form, take
+    the Python path (form_rows)."""
+    layout = crf_layout(code)
+    items = _form_items(layout)
+    model = crf.get(code).model
+    columns = None
+    if connection.vendor == "postgresql" and not identifier_fields(model):
+        columns = _sql_columns(model, items)
+    if columns is None:
+        rows = form_rows(user=user, code=code)
+        yield from _csv_chunks(rows, guarded=list(range(len(form_columns(layout)))))
+        return
+    guarded = [0, 1, 2]  # study id, site code, visit code
+    position = len(KEY_COLUMNS)
+    for _name, kind, labels in columns:
+        if kind == "text":
+            guarded.append(position)
+        position += 1
+        if labels is not None:
+            guarded.append(position)
+            position += 1
+    yield from _csv_chunks([form_columns(layout)], guarded=list(range(position)))
+    yield from _csv_chunks(form_text_values(user=user, code=code, columns=columns), guarded)
 
 
 # ---- the patient-level analysis dataset ------------------------------------------------------

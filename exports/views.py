@@ -30,7 +30,9 @@ from .datasets import (
     analysis_rows,
     concomitant_medication_rows,
     dictionary_rows,
-    form_rows,
+)
+from .datasets import (
+    form_csv as form_csv_chunks,
 )
 from .metadata import crf_layout
 from .models import PdfJob
@@ -232,10 +234,11 @@ CSV_TYPE = "text/csv; charset=utf-8"
 def form_csv(request, code):
     if not crf.is_registered(code):
         raise Http404("Unknown form.")
-    return streaming_csv_response(
-        form_rows(user=request.user, code=code),
-        filename=f"{_registry()}_{code}_{_stamp()}.csv",
-        content_type=CSV_TYPE,
+    # form_csv: the bytes of streaming_csv_response(form_rows(...)), written in chunks of
+    # rows with the cells made text by the database (issue 12: the export near COPY's speed).
+    return _attachment(
+        StreamingHttpResponse(form_csv_chunks(user=request.user, code=code), content_type=CSV_TYPE),
+        f"{_registry()}_{code}_{_stamp()}.csv",
     )
 
 
