@@ -30,7 +30,9 @@ Rules fixed here (and shown with the plan):
   approximation.
 - auto_counts / auto_two_groups / auto_paired: the data-driven choices of
   reports.statistics (Fisher when an expected count < 5; Shapiro-Wilk then Welch or
-  Mann-Whitney; Shapiro-Wilk on the differences then paired t or Wilcoxon). Only used when a
+  Mann-Whitney; Shapiro-Wilk on the differences then paired t or Wilcoxon), the chosen test
+  then computed by the functions here (so Mann-Whitney and Wilcoxon follow the exact-p rules
+  above, and Fisher-Freeman-Halton is exact for R x 2). Only used when a
   plan names them explicitly (and allows data-driven tests).
 - mean_sd: mean and sample SD (n - 1). median_iqr: median and the 25th/75th percentiles with
   linear interpolation (NumPy's default, Hyndman-Fan type 7, as R's quantile()). n_percent:
@@ -416,6 +418,8 @@ def _count_test(code: str, table, compute: Callable[[np.ndarray], TestResult]) -
     if t is None:
         return TestResult(code, NAMES[code], None, 0, reason=reason)
     n = int(t.sum())
+    if n == 0:
+        return TestResult(code, NAMES[code], None, 0, reason=Reason.NO_VALUE)
     if t.ndim != 2 or t.shape[1] < 2:
         return TestResult(code, NAMES[code], None, n, reason=Reason.ONE_GROUP)
     if t.shape[0] < 2:
@@ -599,11 +603,11 @@ def _two_groups(code: str, first: Sequence, second: Sequence, compute, *, min_n:
 
 def _t(code: str, equal_var: bool):
     def compute(a, b, n):
+        if equal_var and n < 3:
+            return TestResult(code, NAMES[code], None, n, reason=Reason.TOO_FEW)
         spread = [len(set(g)) > 1 for g in (a, b)]
         if equal_var and not any(spread) or not equal_var and not all(spread):
             return TestResult(code, NAMES[code], None, n, reason=Reason.NO_VARIATION_WITHIN)
-        if equal_var and n < 3:
-            return TestResult(code, NAMES[code], None, n, reason=Reason.TOO_FEW)
 
         def run():
             r = stats.ttest_ind(a, b, equal_var=equal_var)
