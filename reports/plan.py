@@ -454,11 +454,12 @@ def problems(data: dict, *, protocol: dict | None = None) -> tuple[list[str], li
     table_codes: set[str] = set()
     for i, table in enumerate(tables):
         where = f"tables[{i}]"
-        if not _keys(where, table, TABLE_KEYS, errors):
-            continue
-        code = table.get("code")
+        code = table.get("code") if isinstance(table, dict) else None
         if isinstance(code, str) and CODE.match(code):
             where = f"table {code}"
+        if not _keys(where, table, TABLE_KEYS, errors):
+            continue
+        if isinstance(code, str) and CODE.match(code):
             if code in table_codes:
                 errors.append(f"{where}: table code {code!r} is used twice")
             table_codes.add(code)
@@ -521,11 +522,12 @@ def _row_problems(
     warnings: list[str],
 ) -> None:
     where = f"{table_where} rows[{j}]"
-    if not _keys(where, row, ROW_KEYS, errors):
-        return
-    code = row.get("code")
+    code = row.get("code") if isinstance(row, dict) else None
     if isinstance(code, str) and CODE.match(code):
         where = f"{table_where} row {code}"
+    if not _keys(where, row, ROW_KEYS, errors):
+        return
+    if isinstance(code, str) and CODE.match(code):
         if code in row_codes:
             errors.append(f"{where}: row code {code!r} is used twice in the table")
         row_codes.add(code)
