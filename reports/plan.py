@@ -242,6 +242,15 @@ def _keys(where: str, obj, allowed: dict[str, bool], errors: list[str]) -> bool:
     return True
 
 
+def _known(value, known) -> bool:
+    """`value` is one of `known` (a text; a list or an object from the file is not)."""
+    return isinstance(value, str) and value in known
+
+
+def _lookup(known: dict, value):
+    return known[value] if _known(value, known) else None
+
+
 def _text(where: str, obj: dict, key: str, errors: list[str]) -> None:
     if key in obj and (not isinstance(obj[key], str) or not obj[key].strip()):
         errors.append(f"{where}: '{key}' must be a non-empty text")
@@ -307,7 +316,7 @@ def _rule_problems(
     elif key == "visit":
         if not isinstance(value, str) or not value:
             errors.append(f"{where}: 'visit' must be a visit code, not {value!r}")
-        elif visit_codes is not None and value not in visit_codes:
+        elif visit_codes is not None and not _known(value, visit_codes):
             errors.append(
                 f"{where}: visit code {value!r} is not in the protocol file "
                 f"(its visits: {', '.join(sorted(visit_codes))})"
@@ -324,7 +333,7 @@ def _rule_problems(
                         f"(known: {', '.join(statuses)})"
                     )
     elif key == "population":
-        if value not in populations:
+        if not _known(value, populations):
             errors.append(f"{where}: unknown population {value!r}")
         else:
             refs.add(value)
@@ -402,7 +411,8 @@ def problems(data: dict, *, protocol: dict | None = None) -> tuple[list[str], li
             errors.append(f"{where}: code {code!r} is not lower-case letters, digits, '_'")
         elif code in codes:
             errors.append(f"{where}: population code {code!r} is used twice")
-        codes.add(code)
+        else:
+            codes.add(code)
         _text(where, pop, "label", errors)
     graph: dict[str, set[str]] = {}
     for i, pop in enumerate(populations):
@@ -417,16 +427,17 @@ def problems(data: dict, *, protocol: dict | None = None) -> tuple[list[str], li
                 errors=errors,
                 refs=refs,
             )
-            graph[pop.get("code")] = refs
+            if isinstance(pop.get("code"), str):
+                graph[pop["code"]] = refs
     cycle = _cycle(graph)
     if cycle:
         errors.append(f"populations refer to each other in a circle: {' -> '.join(cycle)}")
 
     # responder
     responder = data.get("responder")
-    if responder is not None and _keys("responder", responder, RESPONDER_KEYS, errors):
+    if "responder" in data and _keys("responder", responder, RESPONDER_KEYS, errors):
         _text("responder", responder, "definition", errors)
-        if "event" in responder and responder["event"] not in EVENTS:
+        if "event" in responder and not _known(responder["event"], EVENTS):
             errors.append(
                 f"responder: unknown event {responder['event']!r} (known: {', '.join(EVENTS)})"
             )
@@ -466,7 +477,7 @@ def problems(data: dict, *, protocol: dict | None = None) -> tuple[list[str], li
         else:
             errors.append(f"{where}: code {code!r} is not lower-case letters, digits, '_'")
         _text(where, table, "title", errors)
-        if "population" in table and table["population"] not in codes:
+        if "population" in table and not _known(table["population"], codes):
             errors.append(f"{where}: unknown population {table['population']!r}")
         _subgroup_problems(where, table.get("subgroup"), errors)
         rows = table.get("rows", [])
@@ -492,7 +503,7 @@ def _subgroup_problems(where: str, subgroup, errors: list[str]) -> None:
         return
     if not _keys(f"{where} subgroup", subgroup, {"variable": True, "in": True}, errors):
         return
-    variable = VARIABLES.get(subgroup.get("variable"))
+    variable = _lookup(VARIABLES, subgroup.get("variable"))
     if variable is None:
         errors.append(f"{where} subgroup: unknown variable {subgroup.get('variable')!r}")
         return
@@ -536,7 +547,7 @@ def _row_problems(
     _text(where, row, "label", errors)
     _text(where, row, "note", errors)
     _decimals(where, row.get("decimals"), errors)
-    variable = VARIABLES.get(row.get("variable"))
+    variable = _lookup(VARIABLES, row.get("variable"))
     if variable is None:
         if "variable" in row:
             errors.append(
@@ -555,7 +566,7 @@ def _row_problems(
     test = row.get("test")
     info = None
     if test is not None:
-        info = methods.TESTS.get(test)
+        info = _lookup(methods.TESTS, test)
         if info is None:
             errors.append(f"{where}: unknown test {test!r} (known: {', '.join(methods.TESTS)})")
         elif variable.kind not in TEST_SHAPE or TEST_SHAPE[variable.kind] != info.shape:
@@ -821,7 +832,7 @@ def load(data: dict, *, protocol: dict | None = None) -> Plan:
     errors, _ = problems(data, protocol=protocol)
     if errors:
         raise PlanError(errors)
-    defaults = {**DEFAULT_DECIMALS, **data.get("defaults", {}).get("decimals", {})}
+    defaults = {**DEFAULT_DECIMALS, **((data.get("defaults") or {}).get("decimals") or {})}
 
     def row(r: dict) -> RowSpec:
         variable = VARIABLES[r["variable"]]
@@ -833,7 +844,7 @@ def load(data: dict, *, protocol: dict | None = None) -> Plan:
             summary=r["summary"],
             test=r["test"],
             levels=tuple(r.get("levels") or variable.levels),
-            decimals=Decimals(**{**defaults, **r.get("decimals", {})}),
+            decimals=Decimals(**{**defaults, **(r.get("decimals") or {})}),
             percent_change=PercentChangeSpec(**change) if change else None,
             note=r.get("note", ""),
         )

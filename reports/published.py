@@ -123,12 +123,32 @@ def problems(data: dict) -> tuple[list[str], list[str]]:
             errors.append(f"published: unknown key '{key}'")
     if data.get("format", FORMAT) != FORMAT:
         errors.append(f"published: format {data.get('format')!r} is not {FORMAT}")
-    tables = {t.get("code") for t in data.get("tables", []) if isinstance(t, dict)}
-    notes = [n.get("code") for n in data.get("notes", []) if isinstance(n, dict)]
+    for key in ("registry_id", "source"):
+        if key in data and (not isinstance(data[key], str) or not data[key].strip()):
+            errors.append(f"published: '{key}' must be a non-empty text")
+    for key in ("tables", "notes", "cells"):
+        if not isinstance(data.get(key, []), list):
+            errors.append(f"published: '{key}' must be a list")
+            return errors, warnings
+    tables: set[str] = set()
+    notes: list[str] = []
+    for kind, found in (("tables", tables), ("notes", notes)):
+        text = "title" if kind == "tables" else "text"
+        for i, item in enumerate(data.get(kind, [])):
+            if (
+                not isinstance(item, dict)
+                or set(item) != {"code", text}
+                or not all(isinstance(v, str) and v for v in item.values())
+            ):
+                errors.append(f'published: {kind}[{i}] must be {{"code": ..., "{text}": ...}}')
+            elif isinstance(found, set):
+                found.add(item["code"])
+            else:
+                found.append(item["code"])
     if len(notes) != len(set(notes)):
         errors.append("published: a note code is used twice")
     used_notes: set[str] = set()
-    seen: set[tuple] = set()
+    seen: set[str] = set()
     for i, cell in enumerate(data.get("cells", [])):
         where = f"cells[{i}]"
         if not isinstance(cell, dict):
@@ -145,9 +165,9 @@ def problems(data: dict) -> tuple[list[str], list[str]]:
             errors += [f"{where}: missing key '{k}'" for k in missing]
             errors += [f"{where}: unknown key '{k}'" for k in unknown]
             continue
-        if cell["table"] not in tables:
+        if not (isinstance(cell["table"], str) and cell["table"] in tables):
             errors.append(f"{where}: unknown table {cell['table']!r}")
-        variable = VARIABLES.get(cell["row"])
+        variable = VARIABLES.get(cell["row"]) if isinstance(cell["row"], str) else None
         if variable is None:
             errors.append(f"{where}: unknown row {cell['row']!r} (a variable of the plan)")
         elif variable.kind == Kind.CATEGORICAL and cell["group"] != "p":
@@ -159,11 +179,13 @@ def problems(data: dict) -> tuple[list[str], list[str]]:
             errors.append(f"{where}: only a count of a category has a level")
         if cell["group"] not in GROUPS:
             errors.append(f"{where}: unknown group {cell['group']!r} (known: {', '.join(GROUPS)})")
-        key = (cell["table"], cell["row"], cell.get("level"), cell["group"])
+        key = repr((cell["table"], cell["row"], cell.get("level"), cell["group"]))
         if key in seen:
             errors.append(f"{where}: the cell is listed twice")
         seen.add(key)
         try:
+            if not isinstance(cell["kind"], str) or not isinstance(cell["printed"], str):
+                raise ValueError("kind and printed must be texts")
             parsed = parse(cell["kind"], cell["printed"])
         except ValueError as exc:
             errors.append(f"{where}: {exc}")
@@ -173,7 +195,14 @@ def problems(data: dict) -> tuple[list[str], list[str]]:
                     f"{where}: values {cell['values']} are not what {cell['printed']!r} reads "
                     f"({parsed})"
                 )
-        for note in cell.get("notes", []):
+        cell_notes = cell.get("notes", [])
+        if not isinstance(cell_notes, list):
+            errors.append(f"{where}: notes must be a list of note codes")
+            cell_notes = []
+        for note in cell_notes:
+            if not isinstance(note, str):
+                errors.append(f"{where}: unknown note {note!r}")
+                continue
             used_notes.add(note)
             if note not in notes:
                 errors.append(f"{where}: unknown note {note!r}")
@@ -249,7 +278,7 @@ def load(data: dict) -> Published:
     return Published(
         registry_id=data["registry_id"],
         source=data["source"],
-        tables=tuple((t["code"], t.get("title", "")) for t in data["tables"]),
+        tables=tuple((t["code"], t["title"]) for t in data["tables"]),
         cells=tuple(
             Cell(
                 table=c["table"],
