@@ -494,6 +494,19 @@ def _log_choose(n: int, k: int) -> float:
     return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
 
 
+def _tables_with_margins(rows: list[int], first: int, *, cap: int) -> int:
+    """How many R x 2 tables have these row sums and first-column sum (counted up to cap + 1;
+    a dynamic programme over the rows with prefix sums, O(rows x first))."""
+    ways = [1] + [0] * first  # ways[s]: first-column vectors of the rows so far summing to s
+    for r in rows:
+        prefix = [0]
+        for w in ways:
+            prefix.append(min(prefix[-1] + w, cap + 1))
+        # new[s] = sum(ways[s - x] for x in 0..r) = prefix[s + 1] - prefix[max(0, s - r)]
+        ways = [min(prefix[t + 1] - prefix[max(0, t - r)], cap + 1) for t in range(first + 1)]
+    return ways[first]
+
+
 def exact_rx2_p(table: np.ndarray) -> float | None:
     """Fisher-Freeman-Halton's exact two-sided p-value of an R x 2 table by enumerating every
     table with its margins (None when there are more than FFH_MAX_TABLES of them). The
@@ -501,6 +514,8 @@ def exact_rx2_p(table: np.ndarray) -> float | None:
     prod C(r_i, x_i) / C(N, c_1), x_i = the first column's counts."""
     rows = [int(a) + int(b) for a, b in table]
     first = int(sum(a for a, _ in table))
+    if _tables_with_margins(rows, first, cap=FFH_MAX_TABLES) > FFH_MAX_TABLES:
+        return None
     total = sum(rows)
     log_norm = _log_choose(total, first)
     observed = sum(_log_choose(r, int(a)) for r, (a, _) in zip(rows, table, strict=True))

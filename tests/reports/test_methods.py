@@ -514,3 +514,22 @@ def test_no_count_test_returns_nan_or_infinity(table):
     for info in methods.TESTS.values():
         if info.shape == "counts":
             _assert_clean(info.function(table))
+
+
+def test_the_number_of_tables_with_given_margins_is_counted_exactly():
+    for rows, first in (([3, 1, 2], 3), ([5, 0, 4, 2], 6), ([2], 1), ([4, 4], 9)):
+        brute = sum(
+            1 for column in itertools.product(*(range(r + 1) for r in rows)) if sum(column) == first
+        )
+        assert methods._tables_with_margins(rows, first, cap=10**9) == brute
+
+
+def test_fisher_freeman_halton_at_10000_patients_is_monte_carlo_without_enumerating():
+    # Too many tables to enumerate: SciPy's seeded Monte Carlo, decided before enumerating.
+    table = [[1000, 200], [300, 400], [200, 100], [6300, 1500]]
+    result = methods.fisher_freeman_halton(table)
+    assert methods.exact_rx2_p(np.asarray(table)) is None
+    assert "Monte Carlo" in result.detail
+    assert result.p == pytest.approx(
+        float(np.ravel(stats.fisher_exact(table, method=statistics.monte_carlo()).pvalue)[0])
+    )
