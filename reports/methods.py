@@ -172,6 +172,8 @@ class PercentChange:
     value: float | None
     individual: tuple[float, ...] = field(default=())
     reason: str = ""
+    # why `individual` is empty though there are pairs (a patient's own zero denominator)
+    individual_reason: str = ""
 
     def label(self, decimals: int = 1) -> str:
         return "n/a" if self.value is None else f"{self.value:.{decimals}f}"
@@ -339,8 +341,12 @@ def percent_change(
         raise ValueError(f"unknown % change direction {direction!r}")
     xs, ys, reason = pairs_of(before, after)
 
+    zero_reason = ""
+
     def na(why: str, n: int = 0, individual: tuple = ()) -> PercentChange:
-        return PercentChange(definition, denominator, direction, n, None, individual, why)
+        return PercentChange(
+            definition, denominator, direction, n, None, individual, why, zero_reason or why
+        )
 
     if reason:
         return na(reason)
@@ -349,6 +355,10 @@ def percent_change(
         return na(Reason.NO_PAIR)
     denominators = xs if denominator == "before" else ys
     zero = sum(1 for d in denominators if d == 0)
+    if zero:
+        zero_reason = (
+            f"{Reason.ZERO_DENOMINATOR} ({_patients(zero)} with a {denominator} value of 0)."
+        )
     individual: tuple[float, ...] = ()
     if not zero:
         result, why = _guard(
@@ -362,9 +372,7 @@ def percent_change(
         individual = result
     if definition == Definition.MEAN_OF_INDIVIDUAL_CHANGES:
         if zero:
-            return na(
-                f"{Reason.ZERO_DENOMINATOR} ({_patients(zero)} with a {denominator} value of 0).", n
-            )
+            return na(zero_reason, n)
         result, why = _guard(lambda: (float(np.mean(np.asarray(individual, dtype=float))),))
         return (
             na(why, n, individual)
@@ -383,7 +391,9 @@ def percent_change(
     result, why = _guard(lambda: (_change(mx, my, denominator=denominator, direction=direction),))
     if result is None:
         return na(why, n, individual)
-    return PercentChange(definition, denominator, direction, n, result[0], individual)
+    return PercentChange(
+        definition, denominator, direction, n, result[0], individual, "", zero_reason
+    )
 
 
 def _patients(n: int) -> str:
