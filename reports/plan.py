@@ -76,6 +76,16 @@ mann_whitney, auto_two_groups (a % change test compares the patients' own % chan
 the row's denominator); paired -> paired_t, wilcoxon, auto_paired; patients -> none.
 Decimals: summary and percent 0..6, p 1..6.
 
+The loaded plan: `Plan` (plan_id, title, version, protocol, populations, responder, tables,
+sha256), `Population` (code, label, `Rule`), `ResponderDefinition`, `TableSpec` (code, title,
+population, `Subgroup`, rows), `RowSpec` (code, `Variable`, label, summary, test, levels,
+`Decimals`, `PercentChangeSpec`), all frozen. `Plan.includes(population, facts)` and
+`Plan.classify(facts)` decide on a patient's `PatientFacts` (plain data the selector builds):
+classify gives "responder" (the event seen at any follow-up analysis, however short the
+follow-up), "non_responder" (not seen, and `classifiable` holds: followed to the end) or
+"not_classifiable" (not seen so far, follow-up incomplete: counted apart, never as a
+non-responder). reports/analysis.py computes one row on plain values.
+
 The plan's hash (`Plan.sha256`, `content_hash(data)`) is the SHA-256 of the canonical JSON of
 the file's data (keys sorted, no insignificant whitespace, UTF-8): reformatting the file does
 not change it, any change of content does. It is the hash printed on the reports and signed
