@@ -69,6 +69,7 @@ class Reason:
     INFINITE = "An infinite value (e.g. a % change from a zero baseline) cannot be summarised."
     NO_VARIATION = "No variation: every value is the same."
     NO_VARIATION_WITHIN = "No variation within the groups."
+    ALMOST_NO_VARIATION = "The values are almost identical: too little variation to test."
     NO_PAIR = "No patient has both values."
     ONE_CATEGORY = "All the values are in one category."
     ONE_GROUP = "Both groups need at least one value."
@@ -239,7 +240,7 @@ def _guard(compute: Callable[[], tuple]) -> tuple[tuple | None, str]:
         if "overflow" in text:
             return None, Reason.TOO_LARGE
         if "identical" in text or "precision loss" in text or "cancellation" in text:
-            return None, Reason.NO_VARIATION
+            return None, Reason.ALMOST_NO_VARIATION
         return None, Reason.UNRELIABLE
     return result, ""
 
