@@ -17,8 +17,10 @@ Rules fixed here (and shown with the plan):
   R x C generalisation; for tables of two groups (R x 2, the trial's tables) the p-value is
   computed exactly by enumerating every table with the observed margins (two-sided: the sum of
   the probabilities of the tables no more probable than the observed one, with a relative
-  tolerance of 1e-7, as R's fisher.test); for other shapes, or more than FFH_MAX_TABLES
-  tables, SciPy's Monte Carlo estimate with MONTE_CARLO_RESAMPLES tables and a fixed seed.
+  tolerance of 1e-7, as R's fisher.test) when there are at most FFH_MAX_TABLES of them
+  (counted first); beyond that (thousands of patients) a Monte Carlo estimate from
+  MONTE_CARLO_RESAMPLES random tables with a fixed seed (monte_carlo_rx2_p); for more than
+  two groups, SciPy's Monte Carlo estimate, also seeded. `detail` says which.
 - student_t: two-sample t-test with pooled variance; welch_t: Welch's unequal-variance t-test.
 - mann_whitney: two-sided Mann-Whitney U. Exact p (SciPy method="exact") when there are no
   ties among the pooled values and both groups have at most MW_EXACT_MAX_N values; otherwise
@@ -48,13 +50,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from . import statistics
 
 MW_EXACT_MAX_N = 50
 WILCOXON_EXACT_MAX_N = 50
-FFH_MAX_TABLES = 200_000
+FFH_MAX_TABLES = 20_000  # enumerated in Python: ~0.1 s at most
 MONTE_CARLO_RESAMPLES = statistics.MONTE_CARLO_RESAMPLES
 MONTE_CARLO_SEED = statistics.MONTE_CARLO_SEED
 # Two tables are "as probable" when their probabilities differ by less than this (relative).
@@ -510,9 +512,9 @@ def _tables_with_margins(rows: list[int], first: int, *, cap: int) -> int:
     a dynamic programme over the rows with prefix sums, O(rows x first))."""
     ways = [1] + [0] * first  # ways[s]: first-column vectors of the rows so far summing to s
     for r in rows:
-        prefix = [0]
+        prefix = [0]  # not capped: the differences below must stay exact
         for w in ways:
-            prefix.append(min(prefix[-1] + w, cap + 1))
+            prefix.append(prefix[-1] + w)
         # new[s] = sum(ways[s - x] for x in 0..r) = prefix[s + 1] - prefix[max(0, s - r)]
         ways = [min(prefix[t + 1] - prefix[max(0, t - r)], cap + 1) for t in range(first + 1)]
     return ways[first]
@@ -557,6 +559,33 @@ def exact_rx2_p(table: np.ndarray) -> float | None:
     return min(p, 1.0)
 
 
+def monte_carlo_rx2_p(table: np.ndarray) -> float:
+    """Fisher-Freeman-Halton's p of an R x 2 table estimated from MONTE_CARLO_RESAMPLES random
+    tables with the observed margins (NumPy's multivariate hypergeometric, seeded), each
+    table's probability computed at once (log-gamma), p = (1 + tables no more probable than
+    the observed one) / (resamples + 1), as SciPy's Monte Carlo tests count. The same
+    estimate as stats.fisher_exact(method=MonteCarloMethod) up to the random draws, some 50
+    times faster (10,000 patients: ~30 ms instead of 1.5 s a row)."""
+    t = np.asarray(table, dtype=np.int64)
+    rows = t.sum(axis=1)
+    first = int(t[:, 0].sum())
+    rng = np.random.default_rng(MONTE_CARLO_SEED)
+    draws = rng.multivariate_hypergeometric(rows, first, size=MONTE_CARLO_RESAMPLES)
+
+    def log_probability(first_column):
+        # the terms that vary with the table: sum of log C(r_i, x_i)
+        return np.sum(
+            special.gammaln(rows + 1)
+            - special.gammaln(first_column + 1)
+            - special.gammaln(rows - first_column + 1),
+            axis=-1,
+        )
+
+    observed = log_probability(t[:, 0])
+    as_extreme = int(np.sum(log_probability(draws) <= observed + math.log1p(FFH_TOLERANCE)))
+    return (as_extreme + 1) / (MONTE_CARLO_RESAMPLES + 1)
+
+
 def fisher_freeman_halton(table: Sequence[Sequence[int]]) -> TestResult:
     def compute(t):
         n = int(t.sum())
@@ -576,6 +605,14 @@ def fisher_freeman_halton(table: Sequence[Sequence[int]]) -> TestResult:
                 n,
                 lambda: (None, float(stats.fisher_exact(t).pvalue)),
                 "exact",
+            )
+
+        if t.shape[1] == 2:
+            return _from(
+                "fisher_freeman_halton",
+                n,
+                lambda: (None, monte_carlo_rx2_p(t)),
+                f"Monte Carlo, {MONTE_CARLO_RESAMPLES:,} tables, seed {MONTE_CARLO_SEED}",
             )
 
         def run():

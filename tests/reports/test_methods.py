@@ -522,17 +522,35 @@ def test_the_number_of_tables_with_given_margins_is_counted_exactly():
             1 for column in itertools.product(*(range(r + 1) for r in rows)) if sum(column) == first
         )
         assert methods._tables_with_margins(rows, first, cap=10**9) == brute
+        # capped: exact up to the cap, cap + 1 beyond it
+        assert methods._tables_with_margins(rows, first, cap=5) == min(brute, 6)
 
 
-def test_fisher_freeman_halton_at_10000_patients_is_monte_carlo_without_enumerating():
-    # Too many tables to enumerate: SciPy's seeded Monte Carlo, decided before enumerating.
+def test_fisher_freeman_halton_at_10000_patients_is_a_seeded_monte_carlo_estimate():
+    # Too many tables to enumerate (counted first): random tables with the margins.
     table = [[1000, 200], [300, 400], [200, 100], [6300, 1500]]
-    result = methods.fisher_freeman_halton(table)
     assert methods.exact_rx2_p(np.asarray(table)) is None
+    result = methods.fisher_freeman_halton(table)
     assert "Monte Carlo" in result.detail
-    assert result.p == pytest.approx(
-        float(np.ravel(stats.fisher_exact(table, method=statistics.monte_carlo()).pvalue)[0])
-    )
+    assert result.p == methods.monte_carlo_rx2_p(np.asarray(table)) == 1 / 10_000
+
+
+def _se(p: float) -> float:
+    return math.sqrt(p * (1 - p) / methods.MONTE_CARLO_RESAMPLES)
+
+
+def test_the_monte_carlo_estimate_agrees_with_the_exact_p_and_scipys_estimate():
+    # where the exact p is known (Table 1 biopsy): within 3 standard errors
+    small = np.asarray([[9, 2], [3, 4], [2, 1], [55, 11]])
+    exact = methods.exact_rx2_p(small)
+    assert abs(methods.monte_carlo_rx2_p(small) - exact) < 3 * _se(exact)
+    # a large table near independence: SciPy's own Monte Carlo estimate of the same p
+    large = [[150, 150], [160, 140], [140, 160], [150, 150]]
+    scipy_p = float(np.ravel(stats.fisher_exact(large, method=statistics.monte_carlo()).pvalue)[0])
+    ours = methods.fisher_freeman_halton(large).p
+    assert abs(ours - scipy_p) < 4 * _se(scipy_p)
+    # reproducible: the same seed, the same p
+    assert methods.fisher_freeman_halton(large).p == ours
 
 
 def test_scipys_warning_on_almost_identical_values_becomes_a_reason_not_its_text():
