@@ -7,11 +7,11 @@ from django.core import checks
 
 from trial import protocol_file
 
-from . import plan
-
 
 @checks.register()
 def analysis_plans_are_valid(app_configs, **kwargs):
+    from . import plan  # here, not at start-up: the plan imports SciPy (reports.methods)
+
     path = settings.PROTOCOL_FILE
     try:
         protocol = protocol_file.read(path)

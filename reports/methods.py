@@ -185,43 +185,39 @@ class PercentChange:
 # ---- inputs ----------------------------------------------------------------------------------
 
 
+def _floats(values: Sequence) -> tuple[np.ndarray | None, str]:
+    """The values as a float array, None as NaN (missing); (None, reason) when a value is not
+    a number or too large for a float."""
+    try:
+        return np.array([np.nan if v is None else v for v in values], dtype=float), ""
+    except (TypeError, ValueError, OverflowError, ArithmeticError):
+        return None, Reason.UNRELIABLE
+
+
 def values_of(values: Sequence) -> tuple[list[float], str]:
     """(the known values as floats, "" or the reason they cannot be used). None and NaN are
     missing (left out); an infinite value makes the whole set unusable."""
-    out = []
-    for v in values:
-        if v is None:
-            continue
-        try:
-            f = float(v)
-        except (TypeError, ValueError, OverflowError):
-            return [], Reason.UNRELIABLE
-        if math.isnan(f):
-            continue
-        if math.isinf(f):
-            return [], Reason.INFINITE
-        out.append(f)
-    return out, ""
+    data, reason = _floats(values)
+    if data is None:
+        return [], reason
+    if np.isinf(data).any():
+        return [], Reason.INFINITE
+    return data[~np.isnan(data)].tolist(), ""
 
 
 def pairs_of(before: Sequence, after: Sequence) -> tuple[list[float], list[float], str]:
-    """The pairs where both values are known (None/NaN in either: pair left out)."""
-    xs, ys = [], []
-    for x, y in zip(before, after, strict=True):
-        (fx,), rx = _one(x)
-        (fy,), ry = _one(y)
-        if rx or ry:
-            return [], [], rx or ry
-        if fx is None or fy is None:
-            continue
-        xs.append(fx)
-        ys.append(fy)
-    return xs, ys, ""
-
-
-def _one(v) -> tuple[tuple[float | None], str]:
-    values, reason = values_of([v])
-    return ((values[0] if values else None),), reason
+    """The pairs where both values are known (None/NaN in either: pair left out); an infinite
+    value anywhere makes them unusable."""
+    if len(before) != len(after):
+        raise ValueError("before and after need one value per patient each")
+    x, reason_x = _floats(before)
+    y, reason_y = _floats(after)
+    if x is None or y is None:
+        return [], [], reason_x or reason_y
+    if np.isinf(x).any() or np.isinf(y).any():
+        return [], [], Reason.INFINITE
+    both = ~np.isnan(x) & ~np.isnan(y)
+    return x[both].tolist(), y[both].tolist(), ""
 
 
 def _guard(compute: Callable[[], tuple]) -> tuple[tuple | None, str]:
@@ -233,9 +229,9 @@ def _guard(compute: Callable[[], tuple]) -> tuple[tuple | None, str]:
             result = compute()
         except (ValueError, ZeroDivisionError, FloatingPointError, OverflowError):
             return None, Reason.UNRELIABLE
-    numbers = [x for x in result if isinstance(x, float)]
-    if any(not math.isfinite(x) for x in numbers):
-        big = any(math.isinf(x) for x in numbers)
+    arrays = [np.asarray(x, dtype=float) for x in result if isinstance(x, (float, np.ndarray))]
+    if arrays and not all(np.isfinite(a).all() for a in arrays):
+        big = any(np.isinf(a).any() for a in arrays)
         return None, Reason.TOO_LARGE if big else Reason.UNRELIABLE
     if caught:
         text = " ".join(str(w.message) for w in caught).lower()
@@ -315,7 +311,8 @@ DENOMINATORS = ("before", "after")
 DIRECTIONS = ("fall", "rise")  # the change counted as positive: a fall, or a rise
 
 
-def _change(before: float, after: float, *, denominator: str, direction: str) -> float:
+def _change(before, after, *, denominator: str, direction: str):
+    """One % change (floats) or one per patient (arrays)."""
     difference = before - after if direction == "fall" else after - before
     return difference / (before if denominator == "before" else after) * 100
 
@@ -365,14 +362,15 @@ def percent_change(
     individual: tuple[float, ...] = ()
     if not zero:
         result, why = _guard(
-            lambda: tuple(
-                _change(x, y, denominator=denominator, direction=direction)
-                for x, y in zip(xs, ys, strict=True)
+            lambda: (
+                _change(
+                    np.asarray(xs), np.asarray(ys), denominator=denominator, direction=direction
+                ),
             )
         )
         if result is None:
             return na(why, n)
-        individual = result
+        individual = tuple(result[0].tolist())
     if definition == Definition.MEAN_OF_INDIVIDUAL_CHANGES:
         if zero:
             return na(zero_reason, n)
@@ -744,9 +742,10 @@ def _paired(code: str, before: Sequence, after: Sequence, compute):
     n = len(xs)
     if n == 0:
         return TestResult(code, NAMES[code], None, 0, reason=Reason.NO_PAIR)
-    differences, why = _guard(lambda: tuple(y - x for x, y in zip(xs, ys, strict=True)))
-    if differences is None:
+    result, why = _guard(lambda: (np.asarray(ys) - np.asarray(xs),))
+    if result is None:
         return TestResult(code, NAMES[code], None, n, reason=why)
+    differences = result[0].tolist()
     if len(set(differences)) == 1:
         return TestResult(
             code,
@@ -755,7 +754,7 @@ def _paired(code: str, before: Sequence, after: Sequence, compute):
             n,
             reason="No variation: every patient changed by the same amount.",
         )
-    return compute(xs, ys, list(differences), n)
+    return compute(xs, ys, differences, n)
 
 
 def paired_t(before: Sequence, after: Sequence) -> TestResult:
