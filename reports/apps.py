@@ -8,6 +8,7 @@ class ReportsConfig(AppConfig):
     def ready(self):
         from patients import hooks
 
+        from . import checks  # noqa: F401  (registers the analysis plans' check)
         from .selectors import patient_charts_panel
 
         # The patient's course (FSH/LH, testosterone, testicular volume, sperm) on his page.
