@@ -38,7 +38,11 @@ def test_every_clinical_model_is_known_to_the_audit_mechanism():
     # SdvFormStatus, SdvRecheck, SdvCount: the SDV status derived from audited rows, its
     # queue and its counts. PatientStatus: the stage and flags derived from audited rows.
     assert exempt == {
-        "Reminder", "VisitExtension", "SdvFormStatus", "SdvRecheck", "SdvCount",
+        "Reminder",
+        "VisitExtension",
+        "SdvFormStatus",
+        "SdvRecheck",
+        "SdvCount",
         "PatientStatus",
     }
 
