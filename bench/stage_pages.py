@@ -5,10 +5,14 @@ schedule (page 1 and 2), with the old computations timed on the same data for co
 Python over every visit).
 
 Run (PostgreSQL):
-    DATABASE_URL=postgres://edc@127.0.0.1:5432/edc_bench .venv/bin/python bench/stage_pages.py 1000
+    DATABASE_URL=postgres://edc@127.0.0.1:5432/edc_bench .venv/bin/python bench/stage_pages.py \
+        1000 [--seed 100]
 
-It creates a throwaway test database (test_<name>), seeds as bench/pages.py does, measures and
-drops the database."""
+It creates a throwaway test database (test_<name>), seeds `--seed` patients as bench/pages.py
+does (through the services; all of them 1000 when --seed is not given, ~2.5 s each on a busy
+2-core machine), then clones them in SQL up to N with bench/scale.py's clone (every
+patient-scoped table, the stored stage and flags with them), measures and drops the
+database."""
 
 import statistics
 import sys
@@ -62,13 +66,20 @@ def old_schedule(user):
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 87
+    seeded = int(sys.argv[sys.argv.index("--seed") + 1]) if "--seed" in sys.argv else n
     setup_test_environment()
     old_name = connection.settings_dict["NAME"]
     connection.creation.create_test_db(verbosity=0, autoclobber=True)
     try:
         start = time.perf_counter()
-        user, patient = pages.seed(n)
-        print(f"{connection.vendor}: seeded {n} patients in {time.perf_counter() - start:.1f} s")
+        user, patient = pages.seed(seeded)
+        print(
+            f"{connection.vendor}: seeded {seeded} patients in {time.perf_counter() - start:.1f} s"
+        )
+        if n > seeded:
+            import scale  # bench/scale.py
+
+            scale.clone(n, batch=3)
         client = Client()
         client.force_login(user)
         mark_verified(client, user)

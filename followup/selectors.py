@@ -19,10 +19,12 @@ from decimal import Decimal
 
 from django.core.paginator import Page, Paginator
 from django.db.models import (
+    BooleanField,
     Case,
     CharField,
     Count,
     Exists,
+    ExpressionWrapper,
     F,
     Max,
     OuterRef,
@@ -32,6 +34,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from core import crf
@@ -403,9 +406,14 @@ def with_schedule_status(visits: QuerySet[Visit], *, today: date) -> QuerySet[Vi
         ),
         When(window_start__gt=today, then=Value(S.UPCOMING)),
         When(window_end__gte=today, then=Value(S.OPEN)),
-        When(next_window_start__gt=today, then=Value(S.OVERDUE)),
-        When(next_window_start__isnull=False, then=Value(S.MISSED)),
-        When(window_end__gte=grace_from, then=Value(S.OVERDUE)),
+        # NULL (no later visit) falls through to the grace period: the subquery runs once.
+        When(
+            Coalesce(
+                ExpressionWrapper(Q(next_window_start__gt=today), output_field=BooleanField()),
+                ExpressionWrapper(Q(window_end__gte=grace_from), output_field=BooleanField()),
+            ),
+            then=Value(S.OVERDUE),
+        ),
         default=Value(S.MISSED),
         output_field=CharField(),
     )
@@ -438,12 +446,34 @@ def _schedule_visits(*, user, today: date, site_code: str) -> QuerySet[Visit]:
     return with_schedule_status(visits, today=today)
 
 
-def _counts(visits: QuerySet[Visit], **extra) -> dict[str, int]:
-    return visits.order_by().aggregate(
-        **{ScheduleFilter.WEEK: Count("pk", filter=Q(due_week=True))},
-        **{s: Count("pk", filter=Q(schedule_status=s)) for s in ScheduleFilter.ACTIONABLE_STATUSES},
-        **extra,
+def _grouped(visits: QuerySet[Visit]) -> list[tuple[str, bool, int]]:
+    """(status, due this week, number of visits): one GROUP BY, each visit's status computed
+    once (a COUNT FILTER per figure would compute it once per figure)."""
+    return list(
+        visits.order_by()
+        .values_list("schedule_status", "due_week")
+        .annotate(n=Count("pk"))
+        .values_list("schedule_status", "due_week", "n")
     )
+
+
+def _counts(groups: list[tuple[str, bool, int]]) -> dict[str, int]:
+    return {
+        ScheduleFilter.WEEK: sum(n for _, week, n in groups if week),
+        **{
+            s: sum(n for status, _, n in groups if status == s)
+            for s in ScheduleFilter.ACTIONABLE_STATUSES
+        },
+    }
+
+
+def _shown(status: str, week: bool, show: str) -> bool:
+    """The `show` filter on one group (_shown_q's rule, for the count)."""
+    if show == ScheduleFilter.ACTIONABLE:
+        return bool(week) or status in ScheduleFilter.ACTIONABLE_STATUSES
+    if show == ScheduleFilter.WEEK:
+        return bool(week)
+    return status == show
 
 
 def visits_due_list(*, user, today: date, site_code: str = "", show: str = "", page=1) -> Schedule:
@@ -453,10 +483,9 @@ def visits_due_list(*, user, today: date, site_code: str = "", show: str = "", p
     SCHEDULE_PAGE_SIZE rows, whatever the number of patients. `page`: the page number as
     typed (anything not a page number gives the first or the last page)."""
     visits = _schedule_visits(user=user, today=today, site_code=site_code)
-    shown_q = _shown_q(show)
-    figures = _counts(visits, shown=Count("pk", filter=shown_q))
-    shown = figures.pop("shown")
-    ordered = visits.filter(shown_q).order_by(
+    groups = _grouped(visits)
+    shown = sum(n for status, week, n in groups if _shown(status, week, show))
+    ordered = visits.filter(_shown_q(show)).order_by(
         F("target_date").asc(nulls_last=True),
         "definition__order",
         "patient__site__code",
@@ -476,12 +505,12 @@ def visits_due_list(*, user, today: date, site_code: str = "", show: str = "", p
         )
         for v in page_obj.object_list
     ]
-    return Schedule(rows=rows, counts=figures, page=page_obj)
+    return Schedule(rows=rows, counts=_counts(groups), page=page_obj)
 
 
 def visits_due_counts(*, user, today: date) -> dict[str, int]:
     """For the home page: {"week": n, "open": n, "overdue": n, "missed": n}: one aggregate."""
-    return _counts(_schedule_visits(user=user, today=today, site_code=""))
+    return _counts(_grouped(_schedule_visits(user=user, today=today, site_code="")))
 
 
 # ---- reminders -------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from audit import integrity, services
 from audit.models import AuditEntry
 from core import trail
 from monitoring.integrity import signature_check
+from patients.integrity import status_check
 from trial.models import ConsentVersion
 from trial.services import study_config_save
 
@@ -31,7 +32,8 @@ def test_without_the_audit_app_a_configuration_write_is_refused(monkeypatch):
 
 def test_audit_registers_its_writers_and_monitoring_its_restore_check():
     assert trail._writers == {"save": services.audited_save, "delete": services.audited_delete}
-    assert integrity._registered_checks == [signature_check]
+    # patients (the stored stage and flags match the records), then monitoring (signatures).
+    assert integrity._registered_checks == [status_check, signature_check]
 
 
 def test_the_restore_check_lists_every_file_the_database_names(protocol, andrologist):
