@@ -18,6 +18,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -167,7 +168,11 @@ def compute_snapshot(*, snapshot_id: int, task_id: str = "") -> str:
     its scope and store them with the data version they describe. Idempotent: a second
     message for a row claimed or done by another does nothing."""
     now = timezone.now()
-    row = ResultsSnapshot.objects.filter(pk=snapshot_id).values("attempts", "site_ids").first()
+    row = (
+        ResultsSnapshot.objects.filter(pk=snapshot_id)
+        .values("attempts", "site_ids", "scope_key", "plan")
+        .first()
+    )
     if row is None:
         return Outcome.GONE
     attempts = row["attempts"] + 1
@@ -202,6 +207,14 @@ def compute_snapshot(*, snapshot_id: int, task_id: str = "") -> str:
     )
     if not written:  # taken over meanwhile: the other worker's result counts
         return Outcome.BUSY
+    # The store keeps the newest computation of each scope: older ones are never shown again
+    # (a cache, not clinical data: nothing of the trail is lost).
+    ResultsSnapshot.objects.filter(
+        Q(data_version__lte=version) | Q(data_version__isnull=True),
+        scope_key=row["scope_key"],
+        plan=row["plan"],
+        status__in=(ResultsSnapshot.Status.DONE, ResultsSnapshot.Status.FAILED),
+    ).exclude(pk=snapshot_id).delete()
     logger.info(
         "Results computation %s done: data version %s in %s ms", snapshot_id, version, duration
     )

@@ -225,11 +225,12 @@ def test_the_page_uses_a_bounded_number_of_queries(
         client.get(url)  # the stored computation
     for sperm in ("FRESH", "NONE", "NONE", "PELLET"):
         patient(sperm)
-    # The data changed: computed again, in as many queries as for 2 patients.
+    # The data changed: computed again, in about as many queries as for 2 patients (the
+    # data version read apart when nothing is stored; the older computation deleted).
     with CaptureQueriesContext(connection) as computing_more:
         response = client.get(url)
     assert 'data-testid="headline">3/6 = 50.0%<' in response.content.decode()
-    assert len(computing_more) == len(computing_few)
+    assert len(computing_more) <= len(computing_few) + 2
     # Then read from the store: 10 statements and the test transaction's savepoints
     # (tests/reports/test_results_snapshots.py counts them), whatever the number of patients.
     with django_assert_max_num_queries(14), CaptureQueriesContext(connection) as more:

@@ -687,6 +687,8 @@ FILTER_TARGETS = [
         ["site"],
         lambda w: {"site": "BEN"},
         lambda w: "/reports/results/",
+        # A view asks the results job for its scope's computation: a cache row, not data.
+        may_log=("reports.ResultsSnapshot",),
     ),
     _filters(
         "filters:results-csv",
