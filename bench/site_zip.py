@@ -54,10 +54,9 @@ def patient_ids(count: int) -> list[int]:
     return list(rows.values_list("pk", flat=True)[:count])
 
 
-def render(ids: list[int]) -> list[tuple[str, bytes]]:
+def render(ids: list[int], now) -> list[tuple[str, bytes]]:
     """(member name, PDF) per patient, as exports.services._build_zip makes them."""
     from django.contrib.auth import get_user_model
-    from django.utils import timezone
 
     from core import crf
     from exports.metadata import crf_layout
@@ -68,7 +67,6 @@ def render(ids: list[int]) -> list[tuple[str, bytes]]:
     user = get_user_model().objects.get(username="bench_coord")
     layouts = {d.code: crf_layout(d.code) for d in crf.all_definitions()}
     model_codes = crf_content_types()
-    now = timezone.now().replace(microsecond=0, second=0)
     out = []
     for data in patient_data_batches(patients=Patient.objects.filter(pk__in=ids), viewer=user):
         document = crf_document(
@@ -83,11 +81,11 @@ def render(ids: list[int]) -> list[tuple[str, bytes]]:
     return out
 
 
-def _child(ids, queue):
+def _child(ids, now, queue):
     from django.db import connections
 
     connections.close_all()  # a forked process opens its own connection
-    queue.put(render(ids))
+    queue.put(render(ids, now))
 
 
 def write_zip(members: list[tuple[str, bytes]]) -> bytes:
@@ -102,11 +100,13 @@ def main():
     args = parse_args()
     setup()
     from django.db import connections
+    from django.utils import timezone
 
+    now = timezone.now()  # the job's start: every casebook says it was generated then
     ids = patient_ids(args.patients)
-    render(ids[:1])  # imports, fonts, templates out of the measurement
+    render(ids[:1], now)  # imports, fonts, templates out of the measurement
     start = time.perf_counter()
-    serial = write_zip(render(ids))
+    serial = write_zip(render(ids, now))
     serial_s = time.perf_counter() - start
 
     connections.close_all()
@@ -115,7 +115,7 @@ def main():
     parts = [ids[i : i + size] for i in range(0, len(ids), size)]
     queues = [multiprocessing.Queue() for _ in parts]
     processes = [
-        multiprocessing.Process(target=_child, args=(part, queue))
+        multiprocessing.Process(target=_child, args=(part, now, queue))
         for part, queue in zip(parts, queues, strict=True)
     ]
     for process in processes:
