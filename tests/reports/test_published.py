@@ -332,3 +332,18 @@ def test_a_broken_file_is_refused_with_its_reason(data, case):
     assert any(expected in e for e in errors), errors
     with pytest.raises(published.PublishedError):
         published.load(broken)
+
+
+def test_every_printed_cell_has_its_row_in_both_plans(paper):
+    # the review page pairs each printed cell with the plan's row of the same codes
+    from django.conf import settings
+
+    from reports import plan
+
+    for name in ("as-published", "recommended"):
+        loaded = plan.load_file(settings.PROTOCOL_FILE.parent / f"nct02025270.sap-{name}.json")
+        rows = {(t.code, r.code) for t in loaded.tables for r in t.rows}
+        assert {(c.table, c.row) for c in paper.cells} <= rows, name
+        for cell in paper.cells:
+            if cell.level is not None:
+                assert cell.level in loaded.table(cell.table).row(cell.row).levels
