@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from results import warm_results  # noqa: E402
 from pdf_and_export import (  # noqa: E402
     bench_export,
     bench_pdf,
@@ -695,6 +696,24 @@ def export_rss(url: str) -> None:
     )
 
 
+def bench_site_zip_and_saves(url: str) -> None:
+    """A 44-patient site's casebooks with 2 processes (bench/site_zip.py, on this database), and
+    50 concurrent CRF saves through gunicorn (bench/concurrent_save.py, on a small database of
+    its own: the save's cost, not the study's size)."""
+    here = Path(__file__).parent
+    env = {**os.environ, "BENCH_DATABASE_URL": url}
+    subprocess.run(
+        [sys.executable, str(here / "site_zip.py"), "--patients", "44", "--workers", "2"],
+        env=env,
+        check=False,
+    )
+    subprocess.run(
+        [sys.executable, str(here / "concurrent_save.py")],
+        env={**os.environ, "BENCH_DATABASE_URL": url + "_save"},
+        check=False,
+    )
+
+
 def extras_only(url: str) -> None:
     _setup(url)
     from django.contrib.auth import get_user_model
@@ -706,6 +725,7 @@ def extras_only(url: str) -> None:
     extras(get_user_model().objects.filter(username="bench_coord").first())
     sys.stdout.flush()
     subprocess.run([sys.executable, __file__, "--export-rss", url], check=False)
+    bench_site_zip_and_saves(url)
 
 
 def main():
@@ -741,10 +761,12 @@ def main():
         listing = pages(users)
         rows = [Row(page, username) for page, username, _ in listing]
         print(f"\nPages at {small} patients (queries, median ms, timed requests):")
+        warm_results(clients)  # the results page reads its stored job (cold time printed)
         measure_all(rows, clients, listing, args.repeat, large=False)
         clone(args.patients, args.batch)
         large = Patient.objects.count()
         print(f"\nPages at {large:,} patients:")
+        warm_results(clients)
         measure_all(rows, clients, listing, args.repeat, large=True)
         print_table(rows, small, large)
         if args.verify:
@@ -753,6 +775,7 @@ def main():
             extras()
             sys.stdout.flush()
             subprocess.run([sys.executable, __file__, "--export-rss", url], check=False)
+            bench_site_zip_and_saves(url)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"Peak RSS of the bench itself (seed, pages, clone, PDF, export): {peak:.0f} MB")
     finally:

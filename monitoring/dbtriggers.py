@@ -12,7 +12,7 @@ from core import crf
 RECHECK_FUNCTION = """
 CREATE OR REPLACE FUNCTION edc_sdv_recheck() RETURNS trigger AS $$
 BEGIN
-    IF COALESCE(current_setting('edc.audit_context', true), '') = 'app' THEN
+    IF COALESCE(current_setting('edc.audit_context', true), '') IN ('app', 'app-row') THEN
         RETURN NULL;  -- an application write: its status was stored in its own transaction
     END IF;
     IF TG_ARGV[0] = '' THEN  -- a source verification: the form it names
@@ -25,6 +25,12 @@ BEGIN
 END;
 $$ LANGUAGE plpgsql;
 """
+
+
+# Triggers on one table fire in the alphabetical order of their names: this one must run before
+# the audit capture trigger (`edc_capture`), which uses up an 'app-row' announcement
+# (audit.services.audited_save) by clearing it.
+TRIGGER = "edc_before_capture_sdv_recheck"
 
 
 def install(connection) -> None:
@@ -41,8 +47,9 @@ def install(connection) -> None:
             if table not in existing:
                 continue
             quoted = connection.ops.quote_name(table)
-            cursor.execute(f"DROP TRIGGER IF EXISTS edc_sdv_recheck ON {quoted}")
+            cursor.execute(f"DROP TRIGGER IF EXISTS edc_sdv_recheck ON {quoted}")  # old name
+            cursor.execute(f"DROP TRIGGER IF EXISTS {TRIGGER} ON {quoted}")
             cursor.execute(
-                f"CREATE TRIGGER edc_sdv_recheck AFTER INSERT OR UPDATE ON {quoted} "
+                f"CREATE TRIGGER {TRIGGER} AFTER INSERT OR UPDATE ON {quoted} "
                 f"FOR EACH ROW EXECUTE FUNCTION edc_sdv_recheck('{code}')"
             )

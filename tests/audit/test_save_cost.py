@@ -59,8 +59,12 @@ def _expected(*, postgres: bool, consent_given: bool, new: bool) -> int:
     entry: the visit locked and the slot's live record; a correction: the record locked and
     the trail since the version loaded; the two write guards (end of study, signature lock);
     the capture trigger told (PostgreSQL only); INSERT or UPDATE; the audit rows in one
-    INSERT; RELEASE."""
-    return 1 + (0 if consent_given else 2) + 2 + 2 + (1 if postgres else 0) + 1 + 1 + 1
+    INSERT; the stored SDV status (monitoring: a first entry reads its slot's newest
+    verification and inserts its row, a correction updates it); RELEASE. The stored patient
+    status costs nothing here: hormones decide neither the stage nor the flags
+    (tests/patients/test_patient_status.py counts the forms that do)."""
+    sdv = 2 if new else 1
+    return 1 + (0 if consent_given else 2) + 2 + 2 + (1 if postgres else 0) + 1 + 1 + sdv + 1
 
 
 @pytest.mark.parametrize("consent_given", [False, True])
