@@ -43,7 +43,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from results import warm_results  # noqa: E402
 from pdf_and_export import (  # noqa: E402
     bench_export,
     bench_pdf,
@@ -51,6 +50,7 @@ from pdf_and_export import (  # noqa: E402
     make_users,
     recreate_database,
 )
+from results import warm_results  # noqa: E402
 
 DEFAULT_URL = "postgres://edc@127.0.0.1:5432/edc_bench_scale"
 GOAL_MS, GOAL_QUERIES, GOAL_RATIO = 300, 12, 1.5
