@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from pdf_and_export import add_patients, drop_database, recreate_database  # noqa: E402
+from pdf_and_export import add_patients, drop_database, start_bench_study  # noqa: E402
 
 DEFAULT_URL = "postgres://edc@127.0.0.1:5432/edc_bench_save"
 CONCURRENT = 50
@@ -385,23 +385,15 @@ def bench_gunicorn(url: str, rounds: int, workers: int) -> None:
 def main():
     args = parse_args()
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
-    recreate_database(url)
-    os.environ["DATABASE_URL"] = url
-    os.environ.pop("REDIS_URL", None)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.core.management import call_command
+    try:
+        start_bench_study(url)
+    except BaseException:
+        drop_database(url)
+        raise
     from django.db import connections
     from pdf_and_export import make_users
 
-    from trial.services import protocol_load
-
     try:
-        call_command("migrate", verbosity=0)
-        protocol_load(path=settings.PROTOCOL_FILE)
         andrologist, _ = make_users()
         start = time.perf_counter()
         add_patients(args.patients, andrologist, start=0)

@@ -66,6 +66,25 @@ def recreate_database(url: str) -> None:
     admin.close()
 
 
+def start_bench_study(url: str) -> None:
+    """A fresh database at `url`, Django set up on it (the test settings, no Redis), migrated,
+    with the protocol loaded: the start of every bench that makes its own study."""
+    recreate_database(url)
+    os.environ["DATABASE_URL"] = url
+    os.environ.pop("REDIS_URL", None)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from trial.services import protocol_load
+
+    call_command("migrate", verbosity=0)
+    protocol_load(path=settings.PROTOCOL_FILE)
+
+
 def drop_database(url: str) -> None:
     import psycopg2
 
@@ -380,22 +399,14 @@ def bench_other_exports(coordinator) -> None:
 def main():
     args = parse_args()
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
-    recreate_database(url)
-    os.environ["DATABASE_URL"] = url
-    os.environ.pop("REDIS_URL", None)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.core.management import call_command
+    try:
+        start_bench_study(url)
+    except BaseException:
+        drop_database(url)
+        raise
     from django.db import connections
 
-    from trial.services import protocol_load
-
     try:
-        call_command("migrate", verbosity=0)
-        protocol_load(path=settings.PROTOCOL_FILE)
         andrologist, coordinator = make_users()
         half = max(1, args.patients // 2)
         start = time.perf_counter()

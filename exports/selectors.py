@@ -261,10 +261,9 @@ EXPORT_CHUNK_SIZE = 500
 EXPORT_TEXT_CHUNK_SIZE = 5000
 
 
-def form_values(*, user, code: str, fields: list[str]) -> Iterator[tuple]:
-    """Every live instance of one CRF at the user's sites as tuples (the FORM_KEY_FIELDS, then
-    `fields`), streamed from the database in chunks: memory does not grow with the study."""
-    model = crf.get(code).model
+def live_forms(*, user, model):
+    """The live instances of one CRF model at the user's sites, in the exports' order (site,
+    patient, visit, form sequence): one definition for the Python and the SQL-text paths."""
     return (
         model.objects.for_user(user)
         .filter(voided_at__isnull=True)
@@ -275,6 +274,14 @@ def form_values(*, user, code: str, fields: list[str]) -> Iterator[tuple]:
             "visit__sequence",
             "sequence",
         )
+    )
+
+
+def form_values(*, user, code: str, fields: list[str]) -> Iterator[tuple]:
+    """Every live instance of one CRF at the user's sites as tuples (the FORM_KEY_FIELDS, then
+    `fields`), streamed from the database in chunks: memory does not grow with the study."""
+    return (
+        live_forms(user=user, model=crf.get(code).model)
         .values_list(*FORM_KEY_FIELDS, *fields)
         .iterator(chunk_size=EXPORT_CHUNK_SIZE)
     )
@@ -337,15 +344,7 @@ def form_text_values(
         if labels is not None:
             annotations[f"c{n}_label"] = _decoded(name, labels)
     return (
-        model.objects.for_user(user)
-        .filter(voided_at__isnull=True)
-        .order_by(
-            "visit__patient__site__code",
-            "visit__patient__number",
-            "visit__definition__order",
-            "visit__sequence",
-            "sequence",
-        )
+        live_forms(user=user, model=model)
         .annotate(**annotations)
         .values_list(*annotations)
         .iterator(chunk_size=EXPORT_TEXT_CHUNK_SIZE)
